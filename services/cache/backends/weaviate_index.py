@@ -1,0 +1,129 @@
+"""Semantic tier in Weaviate: one collection with native multi-tenancy, vectors supplied by us.
+
+Each costmesh tenant is a Weaviate tenant, so a lookup can only ever search that tenant's shard:
+isolation does not depend on a filter being remembered.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from urllib.parse import urlparse
+
+import weaviate
+from weaviate.classes.config import Configure, DataType, Property, VectorDistances
+from weaviate.classes.data import DataObject
+from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.collections.classes.tenants import Tenant
+
+from services.cache.domain import CachedAnswer
+
+log = logging.getLogger(__name__)
+COLLECTION = "CostmeshCache"
+
+
+class WeaviateSemanticIndex:
+    def __init__(self, client: weaviate.WeaviateAsyncClient) -> None:
+        self._client = client
+
+    @classmethod
+    async def connect(cls, url: str, grpc_port: int) -> WeaviateSemanticIndex:
+        parsed = urlparse(url)
+        client = weaviate.use_async_with_custom(
+            http_host=parsed.hostname or "127.0.0.1",
+            http_port=parsed.port or 8080,
+            http_secure=parsed.scheme == "https",
+            grpc_host=parsed.hostname or "127.0.0.1",
+            grpc_port=grpc_port,
+            grpc_secure=parsed.scheme == "https",
+            skip_init_checks=True,  # the service starts degraded when Weaviate is down; health reports it
+        )
+        index = cls(client)
+        try:
+            await index._ensure_ready()
+        except Exception as exc:  # fail open: the semantic tier is retried on the next health check
+            log.warning("weaviate not ready at %s: %s", url, exc)
+        return index
+
+    async def _ensure_ready(self) -> None:
+        if not self._client.is_connected():
+            await self._client.connect()
+        if await self._client.collections.exists(COLLECTION):
+            return
+        await self._client.collections.create(
+            COLLECTION,
+            multi_tenancy_config=Configure.multi_tenancy(
+                enabled=True, auto_tenant_creation=True, auto_tenant_activation=True
+            ),
+            vector_config=Configure.Vectors.self_provided(
+                vector_index_config=Configure.VectorIndex.hnsw(distance_metric=VectorDistances.COSINE)
+            ),
+            properties=[
+                Property(name="key", data_type=DataType.TEXT),
+                Property(name="payload", data_type=DataType.TEXT, skip_vectorization=True),
+                Property(name="created_unix_s", data_type=DataType.INT),
+            ],
+        )
+
+    async def nearest(self, tenant: str, vector: list[float]) -> tuple[CachedAnswer, float] | None:
+        collection = self._client.collections.use(COLLECTION).with_tenant(tenant)
+        try:
+            result = await collection.query.near_vector(
+                near_vector=vector, limit=1, return_metadata=MetadataQuery(distance=True)
+            )
+        except weaviate.exceptions.WeaviateQueryError as exc:
+            if "tenant not found" in str(exc).lower():
+                return None  # nothing stored for this tenant yet
+            raise
+        if not result.objects:
+            return None
+        best = result.objects[0]
+        distance = best.metadata.distance if best.metadata.distance is not None else 2.0
+        payload = best.properties["payload"]
+        return CachedAnswer.from_json(str(payload)), 1.0 - float(distance)  # cosine distance -> similarity
+
+    async def add(self, tenant: str, key: str, vector: list[float], answer: CachedAnswer) -> None:
+        collection = self._client.collections.use(COLLECTION).with_tenant(tenant)
+        # Batch inserts upsert by id, so re-storing a key overwrites its entry instead of failing.
+        result = await collection.data.insert_many(
+            [
+                DataObject(
+                    properties={"key": key, "payload": answer.to_json(), "created_unix_s": answer.created_unix_s},
+                    vector=vector,
+                    uuid=weaviate.util.generate_uuid5(json.dumps([tenant, key])),
+                )
+            ]
+        )
+        if result.has_errors:
+            raise RuntimeError(f"weaviate insert failed: {list(result.errors.values())[0].message}")
+
+    async def invalidate(self, tenant: str, key: str | None, older_than_unix_s: int | None) -> int:
+        base = self._client.collections.use(COLLECTION)
+        existing = await base.tenants.get_by_names([tenant])
+        if tenant not in existing:
+            return 0
+        if key is None and older_than_unix_s is None:
+            count = await self._count(tenant)
+            await base.tenants.remove([Tenant(name=tenant)])
+            return count
+        where = (
+            Filter.by_property("key").equal(key)
+            if key is not None
+            else Filter.by_property("created_unix_s").less_than(older_than_unix_s)
+        )
+        result = await base.with_tenant(tenant).data.delete_many(where=where)
+        return int(result.successful)
+
+    async def _count(self, tenant: str) -> int:
+        agg = await self._client.collections.use(COLLECTION).with_tenant(tenant).aggregate.over_all(total_count=True)
+        return int(agg.total_count or 0)
+
+    async def healthy(self) -> bool:
+        try:
+            await self._ensure_ready()
+            return bool(await self._client.is_ready())
+        except Exception:
+            return False
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,186 @@
+"""Cache decisions: what to look up, what to store, and failing open when a tier is down."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from services.cache.backends.base import ExactStore, SemanticIndex
+from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial, check_tenant
+from services.common.errors import InvalidInput
+
+log = logging.getLogger(__name__)
+
+
+class CacheMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.lookups = Counter(
+            "costmesh_cache_lookups", "Cache lookups by tier and result", ["tier", "tenant", "result"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "costmesh_cache_backend_errors", "Backend failures, each served as a miss", ["tier", "op"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "costmesh_cache_lookup_seconds", "Lookup latency by tier", ["tier"], registry=registry,
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
+        )
+        self.similarity = Histogram(
+            "costmesh_cache_similarity", "Nearest neighbour cosine similarity", registry=registry,
+            buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 1.0),
+        )
+        self.stores = Counter("costmesh_cache_stores", "Entries stored by tier", ["tier"], registry=registry)
+
+
+def cacheable_sampling(temperature: float, controls: Controls) -> str:
+    """Empty when answers under this sampling may be cached, else the reason they may not."""
+    if temperature > 0 and not controls.allow_sampled:
+        return "sampled answer (temperature > 0) and allow_sampled is off"
+    return ""
+
+
+class CacheCore:
+    def __init__(
+        self,
+        exact: ExactStore,
+        semantic: SemanticIndex | None,
+        metrics: CacheMetrics,
+        default_ttl_s: int,
+        default_threshold: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._exact = exact
+        self._semantic = semantic
+        self._metrics = metrics
+        self._default_ttl_s = default_ttl_s
+        self._default_threshold = default_threshold
+        self._clock = clock
+
+    def _fresh(self, answer: CachedAnswer, controls: Controls) -> tuple[bool, int]:
+        age = max(0, int(self._clock()) - answer.created_unix_s)
+        return (controls.max_age_s <= 0 or age <= controls.max_age_s), age
+
+    async def lookup(
+        self, material: KeyMaterial, controls: Controls, temperature: float, embedding: list[float]
+    ) -> Decision:
+        check_tenant(material.tenant)
+        key = material.exact_key()
+        if controls.no_cache:
+            return Decision(HitKind.MISS, key, reason="no_cache requested", skipped=True)
+        if reason := cacheable_sampling(temperature, controls):
+            return Decision(HitKind.MISS, key, reason=reason, skipped=True)
+
+        degraded = False
+        started = time.perf_counter()
+        try:
+            answer = await self._exact.get(material.tenant, key)
+        except Exception as exc:
+            log.warning("exact tier lookup failed, serving a miss: %s", exc)
+            self._metrics.errors.labels("exact", "lookup").inc()
+            answer, degraded = None, True
+        self._metrics.latency.labels("exact").observe(time.perf_counter() - started)
+        if answer is not None:
+            fresh, age = self._fresh(answer, controls)
+            if fresh:
+                self._metrics.lookups.labels("exact", material.tenant, "hit").inc()
+                return Decision(HitKind.EXACT, key, similarity=1.0, age_s=age, answer=answer)
+        self._metrics.lookups.labels("exact", material.tenant, "miss").inc()
+
+        if self._semantic is None or not embedding:
+            reason = "no embedding: semantic tier not consulted" if self._semantic else "semantic tier disabled"
+            return Decision(HitKind.MISS, key, reason=reason, degraded=degraded)
+        return await self._semantic_lookup(material.tenant, key, controls, embedding, degraded)
+
+    async def _semantic_lookup(
+        self, tenant: str, key: str, controls: Controls, embedding: list[float], degraded: bool
+    ) -> Decision:
+        assert self._semantic is not None  # noqa: S101 - checked by the caller
+        threshold = (
+            controls.similarity_threshold if controls.similarity_threshold is not None else self._default_threshold
+        )
+        started = time.perf_counter()
+        try:
+            found = await self._semantic.nearest(tenant, embedding)
+        except Exception as exc:
+            log.warning("semantic tier lookup failed, serving a miss: %s", exc)
+            self._metrics.errors.labels("semantic", "lookup").inc()
+            return Decision(HitKind.MISS, key, reason="semantic tier unavailable", degraded=True)
+        finally:
+            self._metrics.latency.labels("semantic").observe(time.perf_counter() - started)
+        if found is None:
+            self._metrics.lookups.labels("semantic", tenant, "miss").inc()
+            return Decision(HitKind.MISS, key, reason="no entries", degraded=degraded)
+        answer, similarity = found
+        self._metrics.similarity.observe(similarity)
+        fresh, age = self._fresh(answer, controls)
+        if similarity >= threshold and fresh:
+            self._metrics.lookups.labels("semantic", tenant, "hit").inc()
+            return Decision(HitKind.SEMANTIC, key, similarity=similarity, age_s=age, answer=answer)
+        self._metrics.lookups.labels("semantic", tenant, "miss").inc()
+        why = "stale" if not fresh else f"nearest similarity {similarity:.3f} < threshold {threshold:.2f}"
+        return Decision(HitKind.MISS, key, similarity=similarity, reason=why, degraded=degraded)
+
+    async def store(
+        self,
+        material: KeyMaterial,
+        controls: Controls,
+        temperature: float,
+        embedding: list[float],
+        answer: CachedAnswer,
+    ) -> tuple[bool, str, str]:
+        """Returns (stored, key, reason not stored)."""
+        check_tenant(material.tenant)
+        key = material.exact_key()
+        if controls.no_store:
+            return False, key, "no_store requested"
+        if reason := cacheable_sampling(temperature, controls):
+            return False, key, reason
+        if not answer.answer.strip():
+            return False, key, "empty answer"
+        if answer.finish_reason != "stop":
+            return False, key, f"answer not complete (finish_reason={answer.finish_reason!r})"
+        if controls.ttl_s < 0:
+            raise InvalidInput("ttl_s must be >= 0")
+        ttl = controls.ttl_s or self._default_ttl_s
+        stored_any = False
+        try:
+            await self._exact.put(material.tenant, key, answer, ttl)
+            self._metrics.stores.labels("exact").inc()
+            stored_any = True
+        except Exception as exc:
+            log.warning("exact tier store failed: %s", exc)
+            self._metrics.errors.labels("exact", "store").inc()
+        if self._semantic is not None and embedding:
+            try:
+                await self._semantic.add(material.tenant, key, embedding, answer)
+                self._metrics.stores.labels("semantic").inc()
+                stored_any = True
+            except Exception as exc:
+                log.warning("semantic tier store failed: %s", exc)
+                self._metrics.errors.labels("semantic", "store").inc()
+        return stored_any, key, "" if stored_any else "every cache tier failed"
+
+    async def invalidate(self, tenant: str, key: str | None, older_than_s: int | None) -> int:
+        check_tenant(tenant)
+        if older_than_s is not None and older_than_s < 0:
+            raise InvalidInput("older_than_s must be >= 0")
+        cutoff = None if older_than_s is None else int(self._clock()) - older_than_s
+        removed = await self._exact.invalidate(tenant, key, cutoff)
+        if self._semantic is not None:
+            removed += await self._semantic.invalidate(tenant, key, cutoff)
+        return removed
+
+    async def exact_healthy(self) -> bool:
+        return await self._exact.healthy()
+
+    async def semantic_healthy(self) -> bool:
+        return self._semantic is None or await self._semantic.healthy()
+
+    async def close(self) -> None:
+        await self._exact.close()
+        if self._semantic is not None:
+            await self._semantic.close()

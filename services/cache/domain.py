@@ -1,0 +1,104 @@
+"""The cache's data and its key recipe. No grpc, no Redis, no Weaviate here."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+
+from services.common.errors import InvalidInput
+
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SPACES = re.compile(r"\s+")
+KEY_VERSION = 1  # bump when the recipe changes: old entries then simply miss
+
+
+class HitKind(str, Enum):
+    MISS = "miss"
+    EXACT = "exact"
+    SEMANTIC = "semantic"
+
+
+def check_tenant(tenant: str) -> str:
+    """Tenants name Redis key prefixes and Weaviate tenants, so they are restricted to a safe alphabet."""
+    if not TENANT_PATTERN.match(tenant):
+        raise InvalidInput("tenant must be 1-64 characters of letters, digits, '_' or '-', starting alphanumeric")
+    return tenant
+
+
+def normalize(text: str) -> str:
+    """Whitespace stripped and collapsed, lowercased: trivially different spellings share an entry."""
+    return _SPACES.sub(" ", text).strip().lower()
+
+
+@dataclass(frozen=True)
+class KeyMaterial:
+    """Everything that changes the answer. Two requests share a key only if all of it matches."""
+
+    tenant: str
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    documents: tuple[tuple[str, str], ...] = ()  # (kind, text)
+    sampling: tuple[tuple[str, str], ...] = ()  # sorted (name, value) of the sampling parameters set
+    tier: str = "auto"
+    response_format: str = ""
+
+    def exact_key(self) -> str:
+        """SHA-256 over a canonical JSON of the normalized material (recipe in services/cache/README.md)."""
+        canonical = json.dumps(
+            {
+                "v": KEY_VERSION,
+                "tenant": self.tenant,
+                "tier": self.tier,
+                "messages": [[role, normalize(content)] for role, content in self.messages],
+                "documents": [[kind, normalize(text)] for kind, text in self.documents],
+                "sampling": [list(item) for item in self.sampling],
+                "response_format": self.response_format.strip(),
+            },
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    answer: str
+    model: str
+    tier: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    baseline_cost_usd: float
+    created_unix_s: int
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> CachedAnswer:
+        return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class Controls:
+    no_cache: bool = False
+    no_store: bool = False
+    max_age_s: int = 0
+    ttl_s: int = 0
+    similarity_threshold: float | None = None
+    allow_sampled: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: HitKind
+    key: str
+    similarity: float = 0.0
+    reason: str = ""
+    skipped: bool = False
+    degraded: bool = False
+    age_s: int = 0
+    answer: CachedAnswer | None = field(default=None, compare=False)

@@ -1,0 +1,35 @@
+"""Builds the Cache gRPC server."""
+
+from __future__ import annotations
+
+import time
+
+from costmesh.v1 import cache_pb2, cache_pb2_grpc
+from services.cache.backends.redis_store import RedisExactStore
+from services.cache.backends.weaviate_index import WeaviateSemanticIndex
+from services.cache.core import CacheCore, CacheMetrics
+from services.cache.servicer import CacheServicer
+from services.cache.settings import CacheSettings
+from services.common.runtime import Service, new_service
+
+SERVICE_NAME = cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name
+
+
+async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCore:
+    exact = RedisExactStore(settings.redis_url, settings.backend_timeout_s)
+    semantic = (
+        await WeaviateSemanticIndex.connect(settings.weaviate_url, settings.weaviate_grpc_port)
+        if settings.weaviate_url
+        else None
+    )
+    return CacheCore(exact, semantic, metrics, settings.default_ttl_s, settings.similarity_threshold)
+
+
+async def build_server(settings: CacheSettings, core: CacheCore | None = None) -> Service:
+    service = new_service("cache", settings, [SERVICE_NAME])
+    core = core or await build_core(settings, CacheMetrics(service.registry))
+    cache_pb2_grpc.add_CacheServicer_to_server(CacheServicer(core, time.time), service.server)
+    service.checks["redis"] = core.exact_healthy
+    service.checks["weaviate"] = core.semantic_healthy
+    service.closers.append(core.close)
+    return service

@@ -1,0 +1,124 @@
+"""Proto <-> domain adapter for the Cache service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
+from services.cache.core import CacheCore
+from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
+from services.common.errors import InvalidInput
+
+_HIT_KIND = {
+    HitKind.MISS: common_pb2.CACHE_HIT_KIND_MISS,
+    HitKind.EXACT: common_pb2.CACHE_HIT_KIND_EXACT,
+    HitKind.SEMANTIC: common_pb2.CACHE_HIT_KIND_SEMANTIC,
+}
+_TIER_NAME = {common_pb2.TIER_SMALL: "small", common_pb2.TIER_LARGE: "large"}
+_TIER_PROTO = {v: k for k, v in _TIER_NAME.items()}
+
+
+def to_material(key: cache_pb2.CacheKeyMaterial) -> KeyMaterial:
+    if not key.messages:
+        raise InvalidInput("key.messages must not be empty")
+    s = key.sampling
+    sampling = tuple(
+        sorted((field.name, str(value)) for field, value in s.ListFields() if field.name != "logprobs")
+    )
+    return KeyMaterial(
+        tenant=key.tenant,
+        messages=tuple((common_pb2.Role.Name(m.role), m.content) for m in key.messages),
+        documents=tuple((common_pb2.DocumentKind.Name(d.kind), d.text) for d in key.documents),
+        sampling=sampling,
+        tier=_TIER_NAME.get(key.tier, "auto"),
+        response_format=key.response_format,
+    )
+
+
+def to_controls(c: common_pb2.CacheControl) -> Controls:
+    if c.max_age_s < 0 or c.ttl_s < 0:
+        raise InvalidInput("max_age_s and ttl_s must be >= 0")
+    threshold = c.similarity_threshold if c.HasField("similarity_threshold") else None
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InvalidInput("similarity_threshold must be within [0, 1]")
+    return Controls(c.no_cache, c.no_store, c.max_age_s, c.ttl_s, threshold, c.allow_sampled)
+
+
+def temperature_of(key: cache_pb2.CacheKeyMaterial) -> float:
+    return key.sampling.temperature if key.sampling.HasField("temperature") else 0.0
+
+
+def answer_to_proto(a: CachedAnswer) -> cache_pb2.CachedAnswer:
+    return cache_pb2.CachedAnswer(
+        answer=a.answer,
+        model=a.model,
+        tier=_TIER_PROTO.get(a.tier, common_pb2.TIER_UNSPECIFIED),
+        finish_reason=a.finish_reason,
+        usage=common_pb2.TokenUsage(prompt_tokens=a.prompt_tokens, completion_tokens=a.completion_tokens),
+        cost_usd=a.cost_usd,
+        baseline_cost_usd=a.baseline_cost_usd,
+        created_unix_s=a.created_unix_s,
+    )
+
+
+def answer_from_proto(a: cache_pb2.CachedAnswer, now_s: int) -> CachedAnswer:
+    return CachedAnswer(
+        answer=a.answer,
+        model=a.model,
+        tier=_TIER_NAME.get(a.tier, "auto"),
+        finish_reason=a.finish_reason,
+        prompt_tokens=a.usage.prompt_tokens,
+        completion_tokens=a.usage.completion_tokens,
+        cost_usd=a.cost_usd,
+        baseline_cost_usd=a.baseline_cost_usd,
+        created_unix_s=a.created_unix_s or now_s,
+    )
+
+
+def decision_to_proto(d: Decision) -> common_pb2.CacheDecision:
+    return common_pb2.CacheDecision(
+        kind=_HIT_KIND[d.kind], similarity=d.similarity, key=d.key, reason=d.reason,
+        skipped=d.skipped, degraded=d.degraded, age_s=d.age_s,
+    )
+
+
+class CacheServicer(cache_pb2_grpc.CacheServicer):
+    def __init__(self, core: CacheCore, clock: Any) -> None:
+        self._core = core
+        self._clock = clock
+
+    async def Lookup(
+        self, request: cache_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> cache_pb2.LookupResponse:
+        decision = await self._core.lookup(
+            to_material(request.key), to_controls(request.control), temperature_of(request.key),
+            list(request.embedding.values),
+        )
+        response = cache_pb2.LookupResponse(decision=decision_to_proto(decision))
+        if decision.answer is not None:
+            response.answer.CopyFrom(answer_to_proto(decision.answer))
+        return response
+
+    async def Store(
+        self, request: cache_pb2.StoreRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> cache_pb2.StoreResponse:
+        stored, key, reason = await self._core.store(
+            to_material(request.key), to_controls(request.control), temperature_of(request.key),
+            list(request.embedding.values), answer_from_proto(request.answer, int(self._clock())),
+        )
+        return cache_pb2.StoreResponse(stored=stored, key=key, reason=reason)
+
+    async def Invalidate(
+        self, request: cache_pb2.InvalidateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> cache_pb2.InvalidateResponse:
+        target = request.WhichOneof("target")
+        if target is None or (target == "all" and not request.all):
+            raise InvalidInput("set one of key, all=true or older_than_s")
+        removed = await self._core.invalidate(
+            request.tenant,
+            request.key if target == "key" else None,
+            request.older_than_s if target == "older_than_s" else None,
+        )
+        return cache_pb2.InvalidateResponse(removed=removed)

@@ -1,0 +1,51 @@
+"""Domain errors and the one table that maps them to gRPC status codes.
+
+Core code raises these; the error interceptor (interceptors.py) turns them into statuses, so servicers
+never call ``set_code`` by hand. Anything else becomes INTERNAL with a generic message.
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class CostmeshError(Exception):
+    """Base of every error a costmesh service reports to its caller on purpose."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+
+class InvalidInput(CostmeshError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+
+class MissingConfig(CostmeshError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class BackendUnavailable(CostmeshError):
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class RateLimited(CostmeshError):
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+class BudgetExceeded(CostmeshError):
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+class NotFound(CostmeshError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+INTERNAL_MESSAGE = "internal error; see the service log"
+
+
+def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
+    """The gRPC status and message a caller sees for ``exc``."""
+    if isinstance(exc, CostmeshError):
+        return exc.code, str(exc) or exc.__class__.__name__
+    if isinstance(exc, TimeoutError):
+        return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
+    return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

@@ -1,0 +1,47 @@
+"""Typed settings read once from the environment, one prefix per service.
+
+Unknown variables under a service's prefix are rejected: a typo such as COSTMESH_CACHE_TTL_SEC must
+fail loudly at start-up rather than be ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service has. Subclasses set ``model_config`` with their own env prefix."""
+
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    metrics_port: int = 0  # 0: no /metrics endpoint
+    grace_s: float = 5.0
+    health_interval_s: float = 5.0
+    otlp_endpoint: str = ""  # e.g. http://127.0.0.1:4317; empty: spans are not exported
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _reject_unknown_env(self) -> Self:
+        prefix = (self.model_config.get("env_prefix") or "").upper()
+        if not prefix:
+            return self
+        known = {name.upper() for name in type(self).model_fields}
+        unknown = sorted(
+            key
+            for key in os.environ
+            if key.upper().startswith(prefix)
+            and key[len(prefix) :].upper() not in known
+        )
+        if unknown:
+            raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """Settings as a dict, for the start-up log line."""
+        return self.model_dump()

@@ -1,0 +1,41 @@
+"""Tracing (OpenTelemetry) and metrics (Prometheus) set-up shared by every service."""
+
+from __future__ import annotations
+
+import logging
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import CollectorRegistry, start_http_server
+
+log = logging.getLogger(__name__)
+
+
+def setup_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider:
+    """Install this process's tracer provider; spans are exported over OTLP/gRPC when an endpoint is set."""
+    provider = TracerProvider(resource=Resource.create({"service.name": f"costmesh-{service_name}"}))
+    if otlp_endpoint:
+        # Imported here: the exporter pulls in its own gRPC client, unneeded when nothing is exported.
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415 - optional path
+            OTLPSpanExporter,
+        )
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
+        log.info("exporting spans to %s", otlp_endpoint)
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def serve_metrics(registry: CollectorRegistry, host: str, port: int) -> None:
+    """Expose ``registry`` at http://host:port/metrics (Prometheus text format)."""
+    if port:
+        start_http_server(port, addr=host, registry=registry)
+        log.info("metrics on http://%s:%d/metrics", host, port)
+
+
+def current_trace_id() -> str:
+    """The active span's trace id in hex, or an empty string outside a trace."""
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else ""

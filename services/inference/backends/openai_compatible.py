@@ -1,0 +1,105 @@
+"""Any server that speaks OpenAI's chat-completions API: OpenAI itself, vLLM's server, a Ray Serve ingress."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+from openai import AsyncOpenAI
+
+from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
+from services.inference.domain import ChatPrompt, Completion, Usage
+
+
+def _request_args(model: str, prompt: ChatPrompt) -> dict[str, Any]:
+    s = prompt.sampling
+    args: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
+        "temperature": s.temperature,
+        "max_tokens": s.max_tokens,
+    }
+    if s.top_p is not None:
+        args["top_p"] = s.top_p
+    if s.stop:
+        args["stop"] = list(s.stop)
+    if s.seed is not None:
+        args["seed"] = s.seed
+    if s.logprobs:
+        args["logprobs"] = True
+    return args
+
+
+def _usage(raw: Any) -> Usage:
+    if raw is None:
+        return Usage()
+    details = getattr(raw, "prompt_tokens_details", None)
+    cached = getattr(details, "cached_tokens", None) or 0
+    return Usage(raw.prompt_tokens, raw.completion_tokens, cached)
+
+
+def _translate(exc: openai.OpenAIError, backend: str) -> Exception:
+    """SDK errors -> costmesh's domain errors (and so gRPC codes)."""
+    if isinstance(exc, openai.RateLimitError):
+        return RateLimited(f"{backend}: rate limited")
+    if isinstance(exc, openai.BadRequestError):
+        return InvalidInput(f"{backend} rejected the request: {exc.message}")
+    return BackendUnavailable(f"{backend} unavailable: {exc.__class__.__name__}")
+
+
+class OpenAICompatibleBackend:
+    def __init__(self, name: str, base_url: str, model: str, api_key: str, max_retries: int) -> None:
+        self.name = name
+        self.model = model
+        # Retries with exponential backoff on 429/5xx/connection errors are the SDK's own.
+        self._client = AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY", max_retries=max_retries)
+
+    async def complete(self, prompt: ChatPrompt, timeout_s: float) -> Completion:
+        try:
+            resp = await self._client.chat.completions.create(**_request_args(self.model, prompt), timeout=timeout_s)
+        except openai.OpenAIError as exc:
+            raise _translate(exc, self.name) from exc
+        choice = resp.choices[0]
+        logprobs: tuple[tuple[str, float], ...] = ()
+        if choice.logprobs is not None and choice.logprobs.content:
+            logprobs = tuple((t.token, t.logprob) for t in choice.logprobs.content)
+        return Completion(
+            text=choice.message.content or "",
+            model=resp.model,
+            finish_reason=choice.finish_reason or "",
+            usage=_usage(resp.usage),
+            logprobs=logprobs,
+        )
+
+    async def stream(self, prompt: ChatPrompt, timeout_s: float) -> AsyncIterator[str | Completion]:
+        args = _request_args(self.model, prompt)
+        pieces: list[str] = []
+        finish_reason, model, usage = "", self.model, Usage()
+        try:
+            events = await self._client.chat.completions.create(
+                **args, stream=True, stream_options={"include_usage": True}, timeout=timeout_s
+            )
+            async for event in events:
+                model = event.model or model
+                if event.usage is not None:
+                    usage = _usage(event.usage)
+                for choice in event.choices:
+                    if choice.delta.content:
+                        pieces.append(choice.delta.content)
+                        yield choice.delta.content
+                    if choice.finish_reason:
+                        finish_reason = choice.finish_reason
+        except openai.OpenAIError as exc:
+            raise _translate(exc, self.name) from exc
+        yield Completion(text="".join(pieces), model=model, finish_reason=finish_reason, usage=usage)
+
+    async def healthy(self) -> bool:
+        try:
+            await self._client.models.list(timeout=2.0)
+        except openai.OpenAIError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self._client.close()

@@ -1,0 +1,77 @@
+"""Plain data the inference core works with: no grpc, no SDK types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Tier(str, Enum):
+    SMALL = "small"
+    LARGE = "large"
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant" | "tool"
+    content: str
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.0
+    top_p: float | None = None
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: bool = False
+
+
+@dataclass(frozen=True)
+class ChatPrompt:
+    messages: tuple[ChatMessage, ...]
+    sampling: Sampling
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    finish_reason: str
+    usage: Usage
+    logprobs: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Cost:
+    cost_usd: float
+    baseline_cost_usd: float
+    price_model: str
+
+    @property
+    def savings_usd(self) -> float:
+        return max(0.0, self.baseline_cost_usd - self.cost_usd)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    completion: Completion
+    backend: str
+    cost: Cost
+    fell_back: bool = False
+
+
+@dataclass
+class StreamState:
+    """What a stream has produced so far; the final event carries it whole."""
+
+    text: list[str] = field(default_factory=list)
+    finish_reason: str = ""
+    usage: Usage = field(default_factory=Usage)

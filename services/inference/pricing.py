@@ -1,0 +1,50 @@
+"""Prices per 1M tokens and the cost of a call, including the baseline it avoided."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from services.inference.domain import Cost, Usage
+
+PER_TOKEN = 1e-6
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_m: float
+    cached_input_per_m: float
+    output_per_m: float
+    batch_discount: float = 0.5  # Batch APIs charge half
+
+
+# OpenAI's published list prices (USD per 1M tokens), standard tier.
+DEFAULT_PRICES: dict[str, Price] = {
+    "gpt-4o": Price(input_per_m=2.50, cached_input_per_m=1.25, output_per_m=10.00),
+    "gpt-4o-mini": Price(input_per_m=0.15, cached_input_per_m=0.075, output_per_m=0.60),
+    # Self-hosted tiers: amortised hardware cost, a placeholder each team replaces with its own.
+    "self-hosted-small": Price(input_per_m=0.02, cached_input_per_m=0.01, output_per_m=0.08),
+}
+
+
+def price_of(usage: Usage, price: Price, batch: bool = False) -> float:
+    uncached = max(0, usage.prompt_tokens - usage.cached_prompt_tokens)
+    dollars = PER_TOKEN * (
+        uncached * price.input_per_m
+        + usage.cached_prompt_tokens * price.cached_input_per_m
+        + usage.completion_tokens * price.output_per_m
+    )
+    return dollars * (price.batch_discount if batch else 1.0)
+
+
+def cost_of(
+    usage: Usage, price_model: str, baseline_model: str, prices: dict[str, Price], baseline_prompt_tokens: int
+) -> Cost:
+    """Cost of this call, and of the baseline: the large model, full prompt, no prefix cache."""
+    baseline_usage = Usage(
+        prompt_tokens=max(baseline_prompt_tokens, usage.prompt_tokens), completion_tokens=usage.completion_tokens
+    )
+    return Cost(
+        cost_usd=price_of(usage, prices[price_model]),
+        baseline_cost_usd=price_of(baseline_usage, prices[baseline_model]),
+        price_model=price_model,
+    )

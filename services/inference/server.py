@@ -1,0 +1,37 @@
+"""Builds the Inference gRPC server."""
+
+from __future__ import annotations
+
+from costmesh.v1 import inference_pb2, inference_pb2_grpc
+from services.common.runtime import Service, new_service
+from services.inference.backends.registry import make_backend
+from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
+from services.inference.domain import Tier
+from services.inference.servicer import InferenceServicer
+from services.inference.settings import InferenceSettings
+
+SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
+
+
+def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> InferenceCore:
+    tiers = {}
+    for tier, model, price_model in (
+        (Tier.SMALL, settings.small_model, settings.small_price_model),
+        (Tier.LARGE, settings.large_model, settings.large_price_model),
+    ):
+        backends = [
+            make_backend(kind, url, model, settings.openai_api_key) for kind, url in settings.backends_for(tier.value)
+        ]
+        tiers[tier] = TierConfig(backends, price_model)
+    return InferenceCore(tiers, metrics)
+
+
+async def build_server(settings: InferenceSettings, core: InferenceCore | None = None) -> Service:
+    service = new_service("inference", settings, [SERVICE_NAME])
+    core = core or build_core(settings, InferenceMetrics(service.registry))
+    inference_pb2_grpc.add_InferenceServicer_to_server(
+        InferenceServicer(core, settings.timeout_s, settings.default_max_tokens), service.server
+    )
+    service.checks["models"] = core.health
+    service.closers.append(core.close)
+    return service

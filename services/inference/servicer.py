@@ -1,0 +1,97 @@
+"""Proto <-> domain adapter for the Inference service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+from services.common.deadlines import remaining_s
+from services.common.errors import InvalidInput
+from services.inference.core import InferenceCore
+from services.inference.domain import ChatMessage, ChatPrompt, GenerateResult, Sampling, Tier
+
+ROLES = {
+    common_pb2.ROLE_SYSTEM: "system",
+    common_pb2.ROLE_USER: "user",
+    common_pb2.ROLE_ASSISTANT: "assistant",
+    common_pb2.ROLE_TOOL: "tool",
+}
+TIERS = {common_pb2.TIER_SMALL: Tier.SMALL, common_pb2.TIER_LARGE: Tier.LARGE}
+TIER_TO_PROTO = {v: k for k, v in TIERS.items()}
+
+
+def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -> tuple[Tier, ChatPrompt]:
+    if request.tier not in TIERS:
+        raise InvalidInput("tier must be TIER_SMALL or TIER_LARGE")
+    if not request.messages:
+        raise InvalidInput("messages must not be empty")
+    messages = []
+    for i, m in enumerate(request.messages):
+        if m.role not in ROLES:
+            raise InvalidInput(f"messages[{i}].role is unspecified")
+        messages.append(ChatMessage(ROLES[m.role], m.content))
+    s = request.sampling
+    if s.max_tokens < 0:
+        raise InvalidInput("sampling.max_tokens must be >= 0")
+    sampling = Sampling(
+        temperature=s.temperature if s.HasField("temperature") else 0.0,
+        top_p=s.top_p if s.HasField("top_p") else None,
+        max_tokens=s.max_tokens or default_max_tokens,
+        stop=tuple(s.stop),
+        seed=s.seed if s.HasField("seed") else None,
+        logprobs=s.logprobs,
+    )
+    return TIERS[request.tier], ChatPrompt(tuple(messages), sampling)
+
+
+def to_response(result: GenerateResult) -> inference_pb2.GenerateResponse:
+    c = result.completion
+    return inference_pb2.GenerateResponse(
+        text=c.text,
+        model=c.model,
+        backend=result.backend,
+        finish_reason=c.finish_reason,
+        usage=common_pb2.TokenUsage(
+            prompt_tokens=c.usage.prompt_tokens,
+            completion_tokens=c.usage.completion_tokens,
+            cached_prompt_tokens=c.usage.cached_prompt_tokens,
+        ),
+        cost=common_pb2.CostReport(
+            cost_usd=result.cost.cost_usd,
+            baseline_cost_usd=result.cost.baseline_cost_usd,
+            savings_usd=result.cost.savings_usd,
+            price_model=result.cost.price_model,
+        ),
+        logprobs=[inference_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in c.logprobs],
+        fell_back=result.fell_back,
+    )
+
+
+class InferenceServicer(inference_pb2_grpc.InferenceServicer):
+    def __init__(self, core: InferenceCore, timeout_s: float, default_max_tokens: int) -> None:
+        self._core = core
+        self._timeout_s = timeout_s
+        self._default_max_tokens = default_max_tokens
+
+    async def Generate(
+        self, request: inference_pb2.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> inference_pb2.GenerateResponse:
+        tier, prompt = to_prompt(request, self._default_max_tokens)
+        result = await self._core.generate(
+            tier, prompt, remaining_s(context, self._timeout_s), request.baseline_prompt_tokens
+        )
+        return to_response(result)
+
+    async def GenerateStream(
+        self, request: inference_pb2.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[inference_pb2.GenerateChunk]:
+        tier, prompt = to_prompt(request, self._default_max_tokens)
+        timeout = remaining_s(context, self._timeout_s)
+        async for item in self._core.stream(tier, prompt, timeout, request.baseline_prompt_tokens):
+            if isinstance(item, str):
+                yield inference_pb2.GenerateChunk(delta=item)
+            else:
+                yield inference_pb2.GenerateChunk(final=to_response(item))
