@@ -7,5 +7,7 @@ out=${1:-protos}
 PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$out"
 "$PY" -m grpc_tools.protoc -I protos \
-  --python_out="$out" --grpc_python_out="$out" --pyi_out="$out" \
+  --plugin=protoc-gen-mypy="$(dirname "$PY")/protoc-gen-mypy" \
+  --plugin=protoc-gen-mypy_grpc="$(dirname "$PY")/protoc-gen-mypy_grpc" \
+  --python_out="$out" --grpc_python_out="$out" --mypy_out=quiet:"$out" --mypy_grpc_out=quiet:"$out" \
   protos/costmesh/v1/*.proto

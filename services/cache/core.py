@@ -9,8 +9,9 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.cache.backends.base import ExactStore, SemanticIndex
-from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial, check_tenant
+from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
 from services.common.errors import InvalidInput
+from services.common.validation import check_tenant
 
 log = logging.getLogger(__name__)
 
@@ -18,19 +19,28 @@ log = logging.getLogger(__name__)
 class CacheMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.lookups = Counter(
-            "costmesh_cache_lookups", "Cache lookups by tier and result", ["tier", "tenant", "result"],
+            "costmesh_cache_lookups",
+            "Cache lookups by tier and result",
+            ["tier", "tenant", "result"],
             registry=registry,
         )
         self.errors = Counter(
-            "costmesh_cache_backend_errors", "Backend failures, each served as a miss", ["tier", "op"],
+            "costmesh_cache_backend_errors",
+            "Backend failures, each served as a miss",
+            ["tier", "op"],
             registry=registry,
         )
         self.latency = Histogram(
-            "costmesh_cache_lookup_seconds", "Lookup latency by tier", ["tier"], registry=registry,
+            "costmesh_cache_lookup_seconds",
+            "Lookup latency by tier",
+            ["tier"],
+            registry=registry,
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25),
         )
         self.similarity = Histogram(
-            "costmesh_cache_similarity", "Nearest neighbour cosine similarity", registry=registry,
+            "costmesh_cache_similarity",
+            "Nearest neighbour cosine similarity",
+            registry=registry,
             buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 1.0),
         )
         self.stores = Counter("costmesh_cache_stores", "Entries stored by tier", ["tier"], registry=registry)
@@ -98,7 +108,7 @@ class CacheCore:
     async def _semantic_lookup(
         self, tenant: str, key: str, controls: Controls, embedding: list[float], degraded: bool
     ) -> Decision:
-        assert self._semantic is not None  # noqa: S101 - checked by the caller
+        assert self._semantic is not None
         threshold = (
             controls.similarity_threshold if controls.similarity_threshold is not None else self._default_threshold
         )

@@ -6,26 +6,16 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from enum import Enum
+from enum import StrEnum
 
-from services.common.errors import InvalidInput
-
-TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SPACES = re.compile(r"\s+")
 KEY_VERSION = 1  # bump when the recipe changes: old entries then simply miss
 
 
-class HitKind(str, Enum):
+class HitKind(StrEnum):
     MISS = "miss"
     EXACT = "exact"
     SEMANTIC = "semantic"
-
-
-def check_tenant(tenant: str) -> str:
-    """Tenants name Redis key prefixes and Weaviate tenants, so they are restricted to a safe alphabet."""
-    if not TENANT_PATTERN.match(tenant):
-        raise InvalidInput("tenant must be 1-64 characters of letters, digits, '_' or '-', starting alphanumeric")
-    return tenant
 
 
 def normalize(text: str) -> str:

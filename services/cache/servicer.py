@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-
 from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
+
 from services.cache.core import CacheCore
 from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
+from services.common.contracts import TIER_NAMES, TIERS_BY_NAME, role_pairs
 from services.common.errors import InvalidInput
 
 _HIT_KIND = {
@@ -16,23 +17,19 @@ _HIT_KIND = {
     HitKind.EXACT: common_pb2.CACHE_HIT_KIND_EXACT,
     HitKind.SEMANTIC: common_pb2.CACHE_HIT_KIND_SEMANTIC,
 }
-_TIER_NAME = {common_pb2.TIER_SMALL: "small", common_pb2.TIER_LARGE: "large"}
-_TIER_PROTO = {v: k for k, v in _TIER_NAME.items()}
 
 
 def to_material(key: cache_pb2.CacheKeyMaterial) -> KeyMaterial:
     if not key.messages:
         raise InvalidInput("key.messages must not be empty")
     s = key.sampling
-    sampling = tuple(
-        sorted((field.name, str(value)) for field, value in s.ListFields() if field.name != "logprobs")
-    )
+    sampling = tuple(sorted((field.name, str(value)) for field, value in s.ListFields() if field.name != "logprobs"))
     return KeyMaterial(
         tenant=key.tenant,
-        messages=tuple((common_pb2.Role.Name(m.role), m.content) for m in key.messages),
+        messages=tuple(role_pairs(key.messages)),
         documents=tuple((common_pb2.DocumentKind.Name(d.kind), d.text) for d in key.documents),
         sampling=sampling,
-        tier=_TIER_NAME.get(key.tier, "auto"),
+        tier=TIER_NAMES.get(key.tier, "auto"),
         response_format=key.response_format,
     )
 
@@ -54,7 +51,7 @@ def answer_to_proto(a: CachedAnswer) -> cache_pb2.CachedAnswer:
     return cache_pb2.CachedAnswer(
         answer=a.answer,
         model=a.model,
-        tier=_TIER_PROTO.get(a.tier, common_pb2.TIER_UNSPECIFIED),
+        tier=TIERS_BY_NAME.get(a.tier, common_pb2.TIER_UNSPECIFIED),
         finish_reason=a.finish_reason,
         usage=common_pb2.TokenUsage(prompt_tokens=a.prompt_tokens, completion_tokens=a.completion_tokens),
         cost_usd=a.cost_usd,
@@ -67,7 +64,7 @@ def answer_from_proto(a: cache_pb2.CachedAnswer, now_s: int) -> CachedAnswer:
     return CachedAnswer(
         answer=a.answer,
         model=a.model,
-        tier=_TIER_NAME.get(a.tier, "auto"),
+        tier=TIER_NAMES.get(a.tier, "auto"),
         finish_reason=a.finish_reason,
         prompt_tokens=a.usage.prompt_tokens,
         completion_tokens=a.usage.completion_tokens,
@@ -79,8 +76,13 @@ def answer_from_proto(a: cache_pb2.CachedAnswer, now_s: int) -> CachedAnswer:
 
 def decision_to_proto(d: Decision) -> common_pb2.CacheDecision:
     return common_pb2.CacheDecision(
-        kind=_HIT_KIND[d.kind], similarity=d.similarity, key=d.key, reason=d.reason,
-        skipped=d.skipped, degraded=d.degraded, age_s=d.age_s,
+        kind=_HIT_KIND[d.kind],
+        similarity=d.similarity,
+        key=d.key,
+        reason=d.reason,
+        skipped=d.skipped,
+        degraded=d.degraded,
+        age_s=d.age_s,
     )
 
 
@@ -93,7 +95,9 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
         self, request: cache_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> cache_pb2.LookupResponse:
         decision = await self._core.lookup(
-            to_material(request.key), to_controls(request.control), temperature_of(request.key),
+            to_material(request.key),
+            to_controls(request.control),
+            temperature_of(request.key),
             list(request.embedding.values),
         )
         response = cache_pb2.LookupResponse(decision=decision_to_proto(decision))
@@ -105,8 +109,11 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
         self, request: cache_pb2.StoreRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> cache_pb2.StoreResponse:
         stored, key, reason = await self._core.store(
-            to_material(request.key), to_controls(request.control), temperature_of(request.key),
-            list(request.embedding.values), answer_from_proto(request.answer, int(self._clock())),
+            to_material(request.key),
+            to_controls(request.control),
+            temperature_of(request.key),
+            list(request.embedding.values),
+            answer_from_proto(request.answer, int(self._clock())),
         )
         return cache_pb2.StoreResponse(stored=stored, key=key, reason=reason)
 

@@ -25,9 +25,7 @@ class RpcMetrics:
 
     def __init__(self, registry: CollectorRegistry, service: str) -> None:
         self.service = service
-        self.total = Counter(
-            "costmesh_rpc_total", "RPCs handled", ["service", "method", "code"], registry=registry
-        )
+        self.total = Counter("costmesh_rpc_total", "RPCs handled", ["service", "method", "code"], registry=registry)
         self.latency = Histogram(
             "costmesh_rpc_duration_seconds",
             "RPC handling time",
@@ -45,7 +43,7 @@ def _metadata_dict(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str
     return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
+class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
     """Wraps every handler: a SERVER span (context taken from the caller), metrics, error mapping."""
 
     def __init__(self, metrics: RpcMetrics) -> None:
@@ -54,9 +52,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         handler = await continuation(details)
         method: str = details.method
         if handler is None or method.startswith(UNTRACED_PREFIXES):
@@ -84,7 +82,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                 try:
                     return await behavior(request, context)
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]  # set by abort
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except Exception as exc:
                     code, message = _record_failure(span, method, exc)
@@ -104,7 +102,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
                     async for item in behavior(request, context):
                         yield item
                 except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN  # type: ignore[assignment]  # set by abort
+                    code = context.code() or grpc.StatusCode.UNKNOWN
                     raise
                 except Exception as exc:
                     code, message = _record_failure(span, method, exc)
@@ -135,7 +133,10 @@ def _with_trace_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientC
     )
 
 
-class TracePropagation(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor):
+class TracePropagation(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]  # generic only in the stubs
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+):
     """Client side: carries the current trace context to the next hop in the call's metadata."""
 
     async def intercept_unary_unary(
@@ -151,4 +152,5 @@ class TracePropagation(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStrea
 
 def client_channel(target: str) -> grpc.aio.Channel:
     """An insecure channel to another costmesh service that propagates the trace context."""
-    return grpc.aio.insecure_channel(target, interceptors=[TracePropagation()])
+    # grpc-stubs types this list with a placeholder that no real interceptor matches.
+    return grpc.aio.insecure_channel(target, interceptors=[TracePropagation()])  # type: ignore[list-item]

@@ -33,10 +33,7 @@ class ServiceSettings(BaseSettings):
             return self
         known = {name.upper() for name in type(self).model_fields}
         unknown = sorted(
-            key
-            for key in os.environ
-            if key.upper().startswith(prefix)
-            and key[len(prefix) :].upper() not in known
+            key for key in os.environ if key.upper().startswith(prefix) and key[len(prefix) :].upper() not in known
         )
         if unknown:
             raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")

@@ -55,14 +55,14 @@ class InferenceCore:
             raise InvalidInput(f"tier {tier.value!r} is not configured") from None
 
     def _priced(
-        self, tier: Tier, completion: Completion, backend: str, baseline_prompt_tokens: int, fell_back: bool
+        self, tier: Tier, completion: Completion, backend: str, removed_prompt_tokens: int, fell_back: bool
     ) -> GenerateResult:
         cost = cost_of(
             completion.usage,
             self._tier(tier).price_model,
             self._tiers[Tier.LARGE].price_model if Tier.LARGE in self._tiers else self._tier(tier).price_model,
             self._prices,
-            baseline_prompt_tokens,
+            removed_prompt_tokens,
         )
         self._metrics.cost.labels(tier.value).inc(cost.cost_usd)
         self._metrics.baseline.labels(tier.value).inc(cost.baseline_cost_usd)
@@ -71,7 +71,7 @@ class InferenceCore:
         return GenerateResult(completion, backend, cost, fell_back)
 
     async def generate(
-        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, baseline_prompt_tokens: int = 0
+        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_prompt_tokens: int = 0
     ) -> GenerateResult:
         errors: list[str] = []
         for index, backend in enumerate(self._tier(tier).backends):
@@ -83,11 +83,11 @@ class InferenceCore:
                 continue
             if index:
                 self._metrics.fallbacks.labels(tier.value, backend.name).inc()
-            return self._priced(tier, completion, backend.name, baseline_prompt_tokens, fell_back=index > 0)
+            return self._priced(tier, completion, backend.name, removed_prompt_tokens, fell_back=index > 0)
         raise BackendUnavailable(f"every {tier.value} backend failed: {'; '.join(errors)}")
 
     async def stream(
-        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, baseline_prompt_tokens: int = 0
+        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_prompt_tokens: int = 0
     ) -> AsyncIterator[str | GenerateResult]:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
         errors: list[str] = []
@@ -96,7 +96,7 @@ class InferenceCore:
             try:
                 async for item in backend.stream(prompt, timeout_s):
                     if isinstance(item, Completion):
-                        yield self._priced(tier, item, backend.name, baseline_prompt_tokens, fell_back=index > 0)
+                        yield self._priced(tier, item, backend.name, removed_prompt_tokens, fell_back=index > 0)
                         return
                     started = True
                     yield item

@@ -37,11 +37,11 @@ def price_of(usage: Usage, price: Price, batch: bool = False) -> float:
 
 
 def cost_of(
-    usage: Usage, price_model: str, baseline_model: str, prices: dict[str, Price], baseline_prompt_tokens: int
+    usage: Usage, price_model: str, baseline_model: str, prices: dict[str, Price], removed_prompt_tokens: int
 ) -> Cost:
-    """Cost of this call, and of the baseline: the large model, full prompt, no prefix cache."""
+    """Cost of this call, and of the baseline: the large model, the full prompt, no prefix cache."""
     baseline_usage = Usage(
-        prompt_tokens=max(baseline_prompt_tokens, usage.prompt_tokens), completion_tokens=usage.completion_tokens
+        prompt_tokens=usage.prompt_tokens + max(0, removed_prompt_tokens), completion_tokens=usage.completion_tokens
     )
     return Cost(
         cost_usd=price_of(usage, prices[price_model]),

@@ -6,21 +6,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-
 from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
+
+from services.common.contracts import role_pairs
 from services.common.deadlines import remaining_s
 from services.common.errors import InvalidInput
 from services.inference.core import InferenceCore
 from services.inference.domain import ChatMessage, ChatPrompt, GenerateResult, Sampling, Tier
 
-ROLES = {
-    common_pb2.ROLE_SYSTEM: "system",
-    common_pb2.ROLE_USER: "user",
-    common_pb2.ROLE_ASSISTANT: "assistant",
-    common_pb2.ROLE_TOOL: "tool",
-}
 TIERS = {common_pb2.TIER_SMALL: Tier.SMALL, common_pb2.TIER_LARGE: Tier.LARGE}
-TIER_TO_PROTO = {v: k for k, v in TIERS.items()}
 
 
 def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -> tuple[Tier, ChatPrompt]:
@@ -28,11 +22,7 @@ def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -
         raise InvalidInput("tier must be TIER_SMALL or TIER_LARGE")
     if not request.messages:
         raise InvalidInput("messages must not be empty")
-    messages = []
-    for i, m in enumerate(request.messages):
-        if m.role not in ROLES:
-            raise InvalidInput(f"messages[{i}].role is unspecified")
-        messages.append(ChatMessage(ROLES[m.role], m.content))
+    messages = [ChatMessage(role, content) for role, content in role_pairs(request.messages)]
     s = request.sampling
     if s.max_tokens < 0:
         raise InvalidInput("sampling.max_tokens must be >= 0")
@@ -81,7 +71,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     ) -> inference_pb2.GenerateResponse:
         tier, prompt = to_prompt(request, self._default_max_tokens)
         result = await self._core.generate(
-            tier, prompt, remaining_s(context, self._timeout_s), request.baseline_prompt_tokens
+            tier, prompt, remaining_s(context, self._timeout_s), request.removed_prompt_tokens
         )
         return to_response(result)
 
@@ -90,7 +80,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     ) -> AsyncIterator[inference_pb2.GenerateChunk]:
         tier, prompt = to_prompt(request, self._default_max_tokens)
         timeout = remaining_s(context, self._timeout_s)
-        async for item in self._core.stream(tier, prompt, timeout, request.baseline_prompt_tokens):
+        async for item in self._core.stream(tier, prompt, timeout, request.removed_prompt_tokens):
             if isinstance(item, str):
                 yield inference_pb2.GenerateChunk(delta=item)
             else:

@@ -95,7 +95,7 @@ class WeaviateSemanticIndex:
             ]
         )
         if result.has_errors:
-            raise RuntimeError(f"weaviate insert failed: {list(result.errors.values())[0].message}")
+            raise RuntimeError(f"weaviate insert failed: {next(iter(result.errors.values())).message}")
 
     async def invalidate(self, tenant: str, key: str | None, older_than_unix_s: int | None) -> int:
         base = self._client.collections.use(COLLECTION)

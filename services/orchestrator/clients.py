@@ -1,0 +1,93 @@
+"""gRPC implementations of the pipeline's stages: one channel per downstream service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+from costmesh.v1 import (
+    cache_pb2,
+    cache_pb2_grpc,
+    compressor_pb2,
+    compressor_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
+    router_pb2,
+    router_pb2_grpc,
+    summarizer_pb2,
+    summarizer_pb2_grpc,
+)
+
+from services.common.errors import BackendUnavailable, BudgetExceeded, CostmeshError, InvalidInput, RateLimited
+from services.common.health import serving
+from services.common.interceptors import client_channel
+from services.orchestrator.settings import OrchestratorSettings
+
+_PASS_THROUGH = {
+    grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
+    grpc.StatusCode.DEADLINE_EXCEEDED: BudgetExceeded,
+}
+
+
+def domain_error(exc: grpc.aio.AioRpcError, service: str) -> CostmeshError:
+    """A downstream status becomes ours: bad input stays bad input, the rest is 'unavailable'."""
+    kind = _PASS_THROUGH.get(exc.code(), BackendUnavailable)
+    return kind(f"{service}: {exc.details() or exc.code().name}")
+
+
+class GrpcStages:
+    def __init__(self, settings: OrchestratorSettings) -> None:
+        self._channels = {
+            "router": client_channel(settings.router_addr),
+            "cache": client_channel(settings.cache_addr),
+            "compressor": client_channel(settings.compressor_addr),
+            "summarizer": client_channel(settings.summarizer_addr),
+            "inference": client_channel(settings.inference_addr),
+        }
+        self._router = router_pb2_grpc.RouterStub(self._channels["router"])
+        self._cache = cache_pb2_grpc.CacheStub(self._channels["cache"])
+        self._compressor = compressor_pb2_grpc.CompressorStub(self._channels["compressor"])
+        self._summarizer = summarizer_pb2_grpc.SummarizerStub(self._channels["summarizer"])
+        self._inference = inference_pb2_grpc.InferenceStub(self._channels["inference"])
+
+    async def lookup(self, request: cache_pb2.LookupRequest, timeout_s: float) -> cache_pb2.LookupResponse:
+        return await self._cache.Lookup(request, timeout=timeout_s)
+
+    async def store(self, request: cache_pb2.StoreRequest, timeout_s: float) -> cache_pb2.StoreResponse:
+        return await self._cache.Store(request, timeout=timeout_s)
+
+    async def route(self, request: router_pb2.RouteRequest, timeout_s: float) -> router_pb2.RouteResponse:
+        return await self._router.Route(request, timeout=timeout_s)
+
+    async def prune(self, request: summarizer_pb2.PruneRequest, timeout_s: float) -> summarizer_pb2.PruneResponse:
+        return await self._summarizer.Prune(request, timeout=timeout_s)
+
+    async def compress(
+        self, request: compressor_pb2.CompressRequest, timeout_s: float
+    ) -> compressor_pb2.CompressResponse:
+        return await self._compressor.Compress(request, timeout=timeout_s)
+
+    async def generate(
+        self, request: inference_pb2.GenerateRequest, timeout_s: float
+    ) -> inference_pb2.GenerateResponse:
+        try:
+            return await self._inference.Generate(request, timeout=timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "inference") from exc
+
+    async def generate_stream(
+        self, request: inference_pb2.GenerateRequest, timeout_s: float
+    ) -> AsyncIterator[str | inference_pb2.GenerateResponse]:
+        try:
+            async for chunk in self._inference.GenerateStream(request, timeout=timeout_s):
+                yield chunk.delta if chunk.WhichOneof("chunk") == "delta" else chunk.final
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "inference") from exc
+
+    async def inference_serving(self) -> bool:
+        return await serving(self._channels["inference"], "costmesh.v1.Inference")
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close(None)

@@ -1,0 +1,374 @@
+"""The request pipeline: cache -> (summarizer || compressor) -> router -> inference -> cache.
+
+Independent stages run concurrently: the router is asked while the cache is consulted, and pruning
+runs beside compression. Optional stages fail open (counted, marked degraded in the response); only
+the model call can fail a request. No grpc here: stages are reached through the Stages Protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from costmesh.v1 import (
+    cache_pb2,
+    common_pb2,
+    compressor_pb2,
+    inference_pb2,
+    orchestrator_pb2,
+    router_pb2,
+    summarizer_pb2,
+)
+from opentelemetry import trace
+
+from services.common.errors import BudgetExceeded
+from services.common.telemetry import current_trace_id
+from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.prompt import assemble
+from services.orchestrator.stages import Generator, Stages
+from services.orchestrator.validation import validate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+tracer = trace.get_tracer("costmesh.orchestrator")
+REPLAY_CHUNK_WORDS = 4  # a cached answer is replayed on CompleteStream a few words per chunk
+
+
+@dataclass(frozen=True)
+class Budgets:
+    router_s: float = 0.015
+    cache_lookup_s: float = 0.1
+    cache_store_s: float = 0.25
+    compressor_s: float = 2.0
+    summarizer_s: float = 60.0
+
+
+@dataclass
+class Prepared:
+    """A request after the cache, summarizer, compressor and router have had their say."""
+
+    response: orchestrator_pb2.CompletionResponse
+    key: cache_pb2.CacheKeyMaterial
+    hit: cache_pb2.CachedAnswer | None = None
+    generate: inference_pb2.GenerateRequest | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        stages: Stages,
+        generator: Generator,
+        budgets: Budgets,
+        default_tier: common_pb2.Tier.ValueType,
+        metrics: OrchestratorMetrics,
+    ) -> None:
+        self._stages = stages
+        self._generator = generator
+        self._budgets = budgets
+        self._default_tier = default_tier
+        self._metrics = metrics
+
+    # ---- public entry points -------------------------------------------------------------------------
+
+    async def complete(
+        self, request: orchestrator_pb2.CompletionRequest, timeout_s: float
+    ) -> orchestrator_pb2.CompletionResponse:
+        deadline = time.monotonic() + timeout_s
+        prepared = await self._prepare(request, deadline)
+        generate = prepared.generate
+        if generate is None:
+            return prepared.response
+        result = await self._timed_required(
+            "inference",
+            lambda t: self._generator.generate(generate, t),
+            deadline,
+            prepared.response,
+        )
+        return await self._finish(request, prepared, result, deadline)
+
+    async def stream(
+        self, request: orchestrator_pb2.CompletionRequest, timeout_s: float
+    ) -> AsyncIterator[orchestrator_pb2.CompletionChunk]:
+        deadline = time.monotonic() + timeout_s
+        prepared = await self._prepare(request, deadline)
+        if prepared.generate is None:  # cache hit: replay it as a stream
+            words = prepared.response.answer.split(" ")
+            for i in range(0, len(words), REPLAY_CHUNK_WORDS):
+                piece = " ".join(words[i : i + REPLAY_CHUNK_WORDS])
+                yield orchestrator_pb2.CompletionChunk(delta=piece if i == 0 else " " + piece)
+            yield orchestrator_pb2.CompletionChunk(final=prepared.response)
+            return
+        started = time.perf_counter()
+        final: inference_pb2.GenerateResponse | None = None
+        with tracer.start_as_current_span("stage.inference"):
+            async for item in self._generator.generate_stream(prepared.generate, _left(deadline)):
+                if isinstance(item, str):
+                    yield orchestrator_pb2.CompletionChunk(delta=item)
+                else:
+                    final = item
+        self._record(prepared.response, "inference", started, "ok")
+        if final is None:
+            raise BudgetExceeded("the model stream ended without a final response")
+        yield orchestrator_pb2.CompletionChunk(final=await self._finish(request, prepared, final, deadline))
+
+    # ---- stages --------------------------------------------------------------------------------------
+
+    async def _prepare(self, request: orchestrator_pb2.CompletionRequest, deadline: float) -> Prepared:
+        validate(request)
+        response = orchestrator_pb2.CompletionResponse(
+            request_id=request.request_id or uuid.uuid4().hex, trace_id=current_trace_id()
+        )
+        key = cache_pb2.CacheKeyMaterial(
+            tenant=request.tenant,
+            messages=request.messages,
+            documents=request.documents,
+            sampling=request.sampling,
+            tier=request.tier,
+            response_format=request.response_format,
+        )
+        prepared = Prepared(response, key)
+
+        # The router is cheap and independent of the cache: ask both at once.
+        route_task = asyncio.create_task(self._route(request, deadline, response))
+        lookup = await self._timed_optional(
+            "cache_lookup",
+            lambda t: self._stages.lookup(cache_pb2.LookupRequest(key=key, control=request.cache), t),
+            self._budgets.cache_lookup_s,
+            deadline,
+            response,
+        )
+        if lookup is None:
+            response.cache.CopyFrom(
+                common_pb2.CacheDecision(kind=common_pb2.CACHE_HIT_KIND_MISS, degraded=True, reason="cache unavailable")
+            )
+        else:
+            response.cache.CopyFrom(lookup.decision)
+            if lookup.HasField("answer"):
+                route_task.cancel()
+                prepared.hit = lookup.answer
+                self._serve_hit(prepared)
+                return prepared
+
+        pruned, compressed = await asyncio.gather(
+            self._prune(request, deadline, response), self._compress(request, deadline, response)
+        )
+        route = await route_task
+        messages = assemble(pruned, compressed)
+        removed = (response.pruning.tokens_before - response.pruning.tokens_after) + (
+            response.compression.tokens_before - response.compression.tokens_after
+        )
+        response.route.CopyFrom(route)
+        prepared.generate = inference_pb2.GenerateRequest(
+            tenant=request.tenant,
+            request_id=response.request_id,
+            tier=route.tier,
+            messages=messages,
+            sampling=request.sampling,
+            removed_prompt_tokens=max(0, removed),
+        )
+        return prepared
+
+    def _serve_hit(self, prepared: Prepared) -> None:
+        hit, response = prepared.hit, prepared.response
+        assert hit is not None
+        response.answer = hit.answer
+        response.model = hit.model
+        response.finish_reason = hit.finish_reason
+        response.route.CopyFrom(
+            common_pb2.RouteDecision(
+                tier=hit.tier, confidence=1.0, classifier="cache", reason="answered from the cache; no model call"
+            )
+        )
+        # Nothing is billed; the whole baseline is what the hit avoided.
+        response.cost.CopyFrom(
+            common_pb2.CostReport(
+                cost_usd=0.0,
+                baseline_cost_usd=hit.baseline_cost_usd,
+                savings_usd=hit.baseline_cost_usd,
+                price_model="cache",
+            )
+        )
+        kind = common_pb2.CacheHitKind.Name(response.cache.kind).removeprefix("CACHE_HIT_KIND_").lower()
+        self._metrics.requests.labels(tier=common_pb2.Tier.Name(hit.tier), cache=kind).inc()
+        self._metrics.savings.labels(intervention=f"cache_{kind}").inc(hit.baseline_cost_usd)
+
+    async def _route(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> common_pb2.RouteDecision:
+        if request.tier != common_pb2.TIER_UNSPECIFIED:
+            return common_pb2.RouteDecision(
+                tier=request.tier, confidence=1.0, classifier="request", reason="tier set by the request"
+            )
+        routed = await self._timed_optional(
+            "router",
+            lambda t: self._stages.route(router_pb2.RouteRequest(tenant=request.tenant, messages=request.messages), t),
+            self._budgets.router_s,
+            deadline,
+            response,
+        )
+        if routed is not None:
+            return routed.decision
+        self._metrics.router_fallbacks.inc()
+        return common_pb2.RouteDecision(
+            tier=self._default_tier,
+            classifier="default",
+            fell_back=True,
+            reason=f"router missed its {self._budgets.router_s * 1000:.0f} ms budget or failed; default route",
+        )
+
+    async def _prune(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> list[common_pb2.Message]:
+        pruned = await self._timed_optional(
+            "summarizer",
+            lambda t: self._stages.prune(
+                summarizer_pb2.PruneRequest(
+                    tenant=request.tenant, conversation_id=request.conversation_id, messages=request.messages
+                ),
+                t,
+            ),
+            self._budgets.summarizer_s,
+            deadline,
+            response,
+        )
+        if pruned is None:
+            response.pruning.CopyFrom(common_pb2.PruningReport(degraded=True))
+            return list(request.messages)
+        response.pruning.CopyFrom(pruned.report)
+        return list(pruned.messages)
+
+    async def _compress(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> list[common_pb2.Document]:
+        if not request.documents:
+            return []
+        compressed = await self._timed_optional(
+            "compressor",
+            lambda t: self._stages.compress(
+                compressor_pb2.CompressRequest(
+                    tenant=request.tenant, documents=request.documents, question=request.messages[-1].content
+                ),
+                t,
+            ),
+            self._budgets.compressor_s,
+            deadline,
+            response,
+        )
+        if compressed is None:
+            response.compression.CopyFrom(common_pb2.CompressionReport(degraded=True))
+            return list(request.documents)
+        response.compression.CopyFrom(compressed.report)
+        return list(compressed.documents)
+
+    async def _finish(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        prepared: Prepared,
+        result: inference_pb2.GenerateResponse,
+        deadline: float,
+    ) -> orchestrator_pb2.CompletionResponse:
+        response = prepared.response
+        response.answer = result.text
+        response.model = result.model
+        response.finish_reason = result.finish_reason
+        response.usage.CopyFrom(result.usage)
+        response.cost.CopyFrom(result.cost)
+        tier_name = common_pb2.Tier.Name(response.route.tier)
+        self._metrics.requests.labels(tier=tier_name, cache="miss").inc()
+        self._metrics.savings.labels(intervention="routing_and_context").inc(result.cost.savings_usd)
+        answer = cache_pb2.CachedAnswer(
+            answer=result.text,
+            model=result.model,
+            tier=response.route.tier,
+            finish_reason=result.finish_reason,
+            usage=result.usage,
+            cost_usd=result.cost.cost_usd,
+            baseline_cost_usd=result.cost.baseline_cost_usd,
+        )
+        await self._timed_optional(
+            "cache_store",
+            lambda t: self._stages.store(
+                cache_pb2.StoreRequest(key=prepared.key, control=request.cache, answer=answer), t
+            ),
+            self._budgets.cache_store_s,
+            deadline,
+            response,
+        )
+        return response
+
+    # ---- timing and failure policy -------------------------------------------------------------------
+
+    async def _timed_optional(
+        self,
+        stage: str,
+        call: Callable[[float], Awaitable[T]],
+        budget_s: float,
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> T | None:
+        """Runs an optional stage within min(budget, time left); on any failure returns None (fail open)."""
+        started = time.perf_counter()
+        timeout = min(budget_s, _left(deadline))
+        with tracer.start_as_current_span(f"stage.{stage}") as span:
+            try:
+                if timeout <= 0:
+                    raise TimeoutError
+                async with asyncio.timeout(timeout):
+                    result = await call(timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = "timeout" if _is_timeout(exc) else "error"
+                span.set_attribute("costmesh.outcome", outcome)
+                log.warning("stage %s %s, degrading: %s", stage, outcome, exc)
+                self._metrics.degraded.labels(stage=stage, outcome=outcome).inc()
+                self._record(response, stage, started, outcome)
+                return None
+        self._record(response, stage, started, "ok")
+        return result
+
+    async def _timed_required(
+        self,
+        stage: str,
+        call: Callable[[float], Awaitable[T]],
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> T:
+        started = time.perf_counter()
+        timeout = _left(deadline)
+        if timeout <= 0:
+            raise BudgetExceeded(f"no time left for {stage}")
+        with tracer.start_as_current_span(f"stage.{stage}"):
+            result = await call(timeout)
+        self._record(response, stage, started, "ok")
+        return result
+
+    def _record(self, response: orchestrator_pb2.CompletionResponse, stage: str, started: float, outcome: str) -> None:
+        seconds = time.perf_counter() - started
+        response.stages.append(common_pb2.StageTiming(stage=stage, duration_ms=seconds * 1000, outcome=outcome))
+        self._metrics.stage_latency.labels(stage=stage).observe(seconds)
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    if isinstance(exc, TimeoutError):
+        return True
+    code = getattr(exc, "code", None)
+    return callable(code) and getattr(code(), "name", "") == "DEADLINE_EXCEEDED"

@@ -1,0 +1,44 @@
+"""Builds the Orchestrator gRPC server."""
+
+from __future__ import annotations
+
+from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+
+from services.common.contracts import TIERS_BY_NAME
+from services.common.runtime import Service, new_service
+from services.orchestrator.clients import GrpcStages
+from services.orchestrator.core import Budgets, Pipeline
+from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.servicer import OrchestratorServicer
+from services.orchestrator.settings import OrchestratorSettings
+
+SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
+
+
+def budgets_from(settings: OrchestratorSettings) -> Budgets:
+    return Budgets(
+        router_s=settings.router_budget_s,
+        cache_lookup_s=settings.cache_lookup_budget_s,
+        cache_store_s=settings.cache_store_budget_s,
+        compressor_s=settings.compressor_budget_s,
+        summarizer_s=settings.summarizer_budget_s,
+    )
+
+
+async def build_server(settings: OrchestratorSettings) -> Service:
+    service = new_service("orchestrator", settings, [SERVICE_NAME])
+    stages = GrpcStages(settings)
+    pipeline = Pipeline(
+        stages,
+        stages,
+        budgets_from(settings),
+        TIERS_BY_NAME[settings.default_tier],
+        OrchestratorMetrics(service.registry),
+    )
+    orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
+        OrchestratorServicer(pipeline, settings.request_timeout_s), service.server
+    )
+    # Cache, router, summarizer and compressor fail open; without inference no request can be answered.
+    service.checks["inference"] = stages.inference_serving
+    service.closers.append(stages.close)
+    return service

@@ -1,0 +1,30 @@
+"""Orchestrator settings (env prefix COSTMESH_ORCHESTRATOR_)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class OrchestratorSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_ORCHESTRATOR_", extra="forbid")
+
+    port: int = 50050
+    router_addr: str = "127.0.0.1:50051"
+    cache_addr: str = "127.0.0.1:50052"
+    compressor_addr: str = "127.0.0.1:50053"
+    summarizer_addr: str = "127.0.0.1:50054"
+    inference_addr: str = "127.0.0.1:50055"
+    # Per-stage budgets, in seconds. Each downstream call gets min(budget, time the caller has left).
+    router_budget_s: float = Field(default=0.015, gt=0)  # the 15 ms routing budget
+    cache_lookup_budget_s: float = Field(default=0.1, gt=0)
+    cache_store_budget_s: float = Field(default=0.25, gt=0)
+    compressor_budget_s: float = Field(default=2.0, gt=0)
+    summarizer_budget_s: float = Field(default=60.0, gt=0)  # it calls the cheap model
+    request_timeout_s: float = Field(default=180.0, gt=0)  # when the caller sets no deadline
+    # Route used when the router misses its budget or fails: quality-safe by default.
+    default_tier: Literal["small", "large"] = "large"

@@ -1,0 +1,21 @@
+"""Builds the Router gRPC server."""
+
+from __future__ import annotations
+
+from costmesh.v1 import router_pb2, router_pb2_grpc
+
+from services.common.runtime import Service, new_service
+from services.router.backends.registry import make_classifier
+from services.router.core import RouterCore
+from services.router.servicer import RouterServicer
+from services.router.settings import RouterSettings
+
+SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
+
+
+async def build_server(settings: RouterSettings) -> Service:
+    service = new_service("router", settings, [SERVICE_NAME])
+    core = RouterCore(make_classifier(settings.classifier), settings.threshold)
+    router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core), service.server)
+    # No network dependencies: the classifier is in memory, so the router serves as soon as it is built.
+    return service

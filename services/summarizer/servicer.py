@@ -1,0 +1,44 @@
+"""Proto <-> domain adapter for the Summarizer service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from costmesh.v1 import common_pb2, inference_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
+
+from services.common.contracts import role_pairs, to_messages
+from services.common.deadlines import remaining_s
+from services.common.validation import check_tenant
+from services.summarizer.core import PruneLimits, prune
+from services.summarizer.summarize import InferenceSummarizer
+
+
+class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
+    def __init__(
+        self, inference: inference_pb2_grpc.InferenceAsyncStub, defaults: PruneLimits, timeout_s: float
+    ) -> None:
+        self._inference = inference
+        self._defaults = defaults
+        self._timeout_s = timeout_s
+
+    async def Prune(
+        self, request: summarizer_pb2.PruneRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> summarizer_pb2.PruneResponse:
+        check_tenant(request.tenant)
+        limits = PruneLimits(
+            max_tokens=request.max_tokens or self._defaults.max_tokens,
+            keep_last=request.keep_last or self._defaults.keep_last,
+            summary_tokens=self._defaults.summary_tokens,
+        )
+        summarize = InferenceSummarizer(self._inference, request.tenant, remaining_s(context, self._timeout_s))
+        result = await prune(role_pairs(request.messages), limits, summarize)
+        return summarizer_pb2.PruneResponse(
+            messages=to_messages(result.messages),
+            report=common_pb2.PruningReport(
+                applied=result.applied,
+                tokens_before=result.tokens_before,
+                tokens_after=result.tokens_after,
+                messages_summarized=result.messages_summarized,
+            ),
+        )
