@@ -1,0 +1,19 @@
+"""`costmesh bench NAME [ARGS]`: benchmarks print JSON lines, the last one a summary."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from bench import mesh
+
+BENCHES: dict[str, Callable[[list[str]], int]] = {"mesh": mesh.main}
+
+
+def main(name: str, args: list[str]) -> int:
+    try:
+        bench = BENCHES[name]
+    except KeyError:
+        print(f"unknown bench {name!r}; known: {', '.join(sorted(BENCHES))}", file=sys.stderr)
+        return 2
+    return bench(args)

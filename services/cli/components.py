@@ -1,0 +1,192 @@
+"""The components of the local stack, in start order, built from StackSettings."""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+from pathlib import Path
+
+from services.cli.probes import grpc_serving, http_ok, redis_ping
+from services.cli.process import Component
+from services.cli.settings import ROOT, StackSettings
+
+SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator")
+INFRA = ("redis", "weaviate", "vllm-small", "vllm-large")
+
+
+def find_weaviate(settings: StackSettings) -> str | None:
+    """weaviate-server on PATH, else where `go install` puts it."""
+    found = shutil.which(settings.weaviate_binary)
+    if found:
+        return found
+    gopath = Path(os.environ.get("GOPATH", Path.home() / "go"))
+    candidate = gopath / "bin" / settings.weaviate_binary
+    return str(candidate) if candidate.exists() else None
+
+
+def redis(s: StackSettings) -> Component:
+    data = s.data_dir / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    return Component(
+        "redis",
+        f"redis://127.0.0.1:{s.redis_port}",
+        [
+            "redis-server",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(s.redis_port),
+            "--dir",
+            str(data),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        functools.partial(redis_ping, s.redis_port),
+    )
+
+
+def weaviate(s: StackSettings) -> Component:
+    if s.weaviate_url:
+        url = s.weaviate_url.rstrip("/")
+        return Component(
+            "weaviate",
+            url,
+            [],
+            functools.partial(http_ok, f"{url}/v1/.well-known/ready"),
+            kind="external",
+            note="WEAVIATE_URL",
+        )
+    url = f"http://127.0.0.1:{s.weaviate_port}"
+    binary = find_weaviate(s)
+    probe = functools.partial(http_ok, f"{url}/v1/.well-known/ready")
+    if binary is None:
+        # Without Go or a binary, weaviate-client's embedded mode fetches and runs the release binary.
+        return Component(
+            "weaviate",
+            url,
+            [
+                str(s.python),
+                "-m",
+                "services.cli.embedded_weaviate",
+                str(s.weaviate_port),
+                str(s.weaviate_grpc_port),
+                str(s.data_dir / "weaviate"),
+            ],
+            probe,
+            note="embedded (weaviate-client)",
+        )
+    data = s.data_dir / "weaviate"
+    data.mkdir(parents=True, exist_ok=True)
+    env = {
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
+        "PERSISTENCE_DATA_PATH": str(data),
+        "DEFAULT_VECTORIZER_MODULE": "none",  # costmesh sends its own vectors
+        "ENABLE_MODULES": "",
+        "GRPC_PORT": str(s.weaviate_grpc_port),
+        "CLUSTER_HOSTNAME": "costmesh",
+        "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+        "CLUSTER_GOSSIP_BIND_PORT": "7946",
+        "CLUSTER_DATA_BIND_PORT": "7947",
+        "RAFT_PORT": "8300",
+        "RAFT_INTERNAL_RPC_PORT": "8301",
+        "RAFT_BOOTSTRAP_EXPECT": "1",
+        "DISABLE_TELEMETRY": "true",
+        "LOG_LEVEL": "warning",
+    }
+    return Component(
+        "weaviate",
+        url,
+        [binary, "--host", "127.0.0.1", "--port", str(s.weaviate_port), "--scheme", "http"],
+        probe,
+        env=env,
+        note=f"local binary {binary}",
+    )
+
+
+def vllm(s: StackSettings, tier: str) -> Component:
+    port = s.small_model_port if tier == "small" else s.large_model_port
+    model = s.small_model if tier == "small" else s.large_model
+    url = f"http://127.0.0.1:{port}"
+    return Component(
+        f"vllm-{tier}",
+        f"{url}/v1 ({model})",
+        [
+            str(s.models_python),
+            "-m",
+            "vllm.entrypoints.openai.api_server",
+            "--model",
+            str(s.data_dir / "models" / model),
+            "--served-model-name",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dtype",
+            "bfloat16",
+            "--enforce-eager",
+            "--enable-prefix-caching",
+            "--max-model-len",
+            "8192",
+        ],
+        functools.partial(http_ok, f"{url}/health"),
+        env={
+            "VLLM_CPU_KVCACHE_SPACE": str(s.kv_cache_gib),
+            "VLLM_CPU_OMP_THREADS_BIND": s.small_model_cpus if tier == "small" else s.large_model_cpus,
+            "HF_HUB_OFFLINE": "1",
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+        },
+    )
+
+
+def service(s: StackSettings, name: str) -> Component:
+    port = getattr(s, f"{name}_port")
+    prefix = f"COSTMESH_{name.upper()}_"
+    env = {
+        f"{prefix}PORT": str(port),
+        f"{prefix}METRICS_PORT": str(s.metrics_base_port + port - s.orchestrator_port),
+        f"{prefix}OTLP_ENDPOINT": s.otlp_endpoint,
+    }
+    if name == "inference" and not s.openai_api_key:
+        env[f"{prefix}SMALL_BACKENDS"] = f"vllm=http://127.0.0.1:{s.small_model_port}/v1"
+        env[f"{prefix}LARGE_BACKENDS"] = f"vllm=http://127.0.0.1:{s.large_model_port}/v1"
+        env[f"{prefix}SMALL_MODEL"] = s.small_model
+        env[f"{prefix}LARGE_MODEL"] = s.large_model
+    if name == "inference" and s.openai_api_key:
+        env[f"{prefix}SMALL_BACKENDS"] = "openai="
+        env[f"{prefix}LARGE_BACKENDS"] = "openai="
+        env[f"{prefix}SMALL_MODEL"] = "gpt-4o-mini"
+        env[f"{prefix}LARGE_MODEL"] = "gpt-4o"
+    if name == "cache":
+        env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+        weaviate_url = s.weaviate_url or f"http://127.0.0.1:{s.weaviate_port}"
+        env[f"{prefix}WEAVIATE_URL"] = weaviate_url
+        env[f"{prefix}WEAVIATE_GRPC_PORT"] = str(s.weaviate_grpc_port)
+    if name == "summarizer":
+        env[f"{prefix}INFERENCE_ADDR"] = f"127.0.0.1:{s.inference_port}"
+    if name == "orchestrator":
+        for other in SERVICES[:-1]:
+            env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"
+    address = f"127.0.0.1:{port}"
+    return Component(
+        name,
+        address,
+        [str(s.python), "-m", f"services.{name}"],
+        functools.partial(grpc_serving, address),
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def stack(s: StackSettings) -> list[Component]:
+    """Every component, in start order (dependencies first)."""
+    parts = [redis(s), weaviate(s)]
+    if not s.openai_api_key:
+        parts += [vllm(s, "small"), vllm(s, "large")]
+    return parts + [service(s, name) for name in SERVICES]

@@ -1,0 +1,39 @@
+"""Runs Weaviate through weaviate-client's embedded mode: the fallback where neither WEAVIATE_URL nor a
+local weaviate-server binary exists. Embedded mode downloads the release binary, so it needs internet.
+
+Usage: python -m services.cli.embedded_weaviate HTTP_PORT GRPC_PORT DATA_DIR
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+
+from weaviate.embedded import EmbeddedOptions, EmbeddedV4
+
+
+def main() -> None:
+    http_port, grpc_port, data_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    db = EmbeddedV4(
+        EmbeddedOptions(
+            persistence_data_path=data_dir,
+            port=http_port,
+            grpc_port=grpc_port,
+            additional_env_vars={
+                "DEFAULT_VECTORIZER_MODULE": "none",
+                "ENABLE_MODULES": "",
+                "DISABLE_TELEMETRY": "true",
+            },
+        )
+    )
+    db.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    db.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""The `costmesh` command line: run the local stack, ask it questions, benchmark it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import grpc
+
+from services.cli import ask as ask_cmd
+from services.cli import stack
+from services.cli.settings import StackSettings
+
+
+def _up(args: argparse.Namespace, settings: StackSettings) -> int:
+    print("starting costmesh:")
+    try:
+        stack.up(settings, only=args.only)
+    except stack.StartupError as exc:
+        print(f"costmesh up failed:\n{exc}", file=sys.stderr)
+        return 1
+    print(f"costmesh is up; orchestrator at 127.0.0.1:{settings.orchestrator_port}")
+    return 0
+
+
+def _down(args: argparse.Namespace, settings: StackSettings) -> int:
+    stopped = stack.down(settings, only=args.only)
+    print(f"stopped {len(stopped)} component(s)")
+    return 0
+
+
+def _status(args: argparse.Namespace, settings: StackSettings) -> int:
+    rows = stack.status(settings)
+    print(f"{'component':<14}{'address':<52}{'health':<10}note")
+    for row in rows:
+        health = "SERVING" if row.healthy else ("starting" if row.running else "down")
+        print(f"{row.name:<14}{row.address:<52}{health:<10}{row.note}")
+    return 0 if all(r.healthy for r in rows) else 3
+
+
+def _ask(args: argparse.Namespace, settings: StackSettings) -> int:
+    request = ask_cmd.build_request(args.prompt, args.tenant, args.tier, args.max_tokens, args.no_cache, args.system)
+    try:
+        result = ask_cmd.ask(args.address or f"127.0.0.1:{settings.orchestrator_port}", request, args.timeout)
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 2
+    print(ask_cmd.render(result, args.json))
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: StackSettings) -> int:
+    from bench import run as bench_run  # noqa: PLC0415 - benchmarks load only when asked for
+
+    return bench_run.main(args.name, args.bench_args)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="costmesh", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, fn, text in (("up", _up, "start the local stack"), ("down", _down, "stop what `up` started")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--only", nargs="*", default=[], help="component names (see `costmesh status`)")
+        cmd.set_defaults(fn=fn)
+    sub.add_parser("status", help="each component with its address and health").set_defaults(fn=_status)
+    a = sub.add_parser("ask", help="send one request through the orchestrator")
+    a.add_argument("prompt")
+    a.add_argument("--tenant", default="default")
+    a.add_argument("--tier", choices=sorted(ask_cmd.TIERS), default="auto")
+    a.add_argument("--system", default="", help="a system prompt")
+    a.add_argument("--max-tokens", type=int, default=128)
+    a.add_argument("--no-cache", action="store_true")
+    a.add_argument("--json", action="store_true", help="one JSON object with every decision")
+    a.add_argument("--address", default="", help="orchestrator host:port")
+    a.add_argument("--timeout", type=float, default=120.0)
+    a.set_defaults(fn=_ask)
+    b = sub.add_parser("bench", help="run a benchmark; prints JSON lines, the last one a summary")
+    b.add_argument("name")
+    b.add_argument("bench_args", nargs=argparse.REMAINDER)
+    b.set_defaults(fn=_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = StackSettings()
+    code: int = args.fn(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

