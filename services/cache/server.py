@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from costmesh.v1 import cache_pb2, cache_pb2_grpc
-
 from services.cache.backends.redis_store import RedisExactStore
 from services.cache.backends.weaviate_index import WeaviateSemanticIndex
 from services.cache.core import CacheCore, CacheMetrics

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
 
+from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
 from services.cache.core import CacheCore
 from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
 from services.common.contracts import TIER_NAMES, TIERS_BY_NAME, role_pairs

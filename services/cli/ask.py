@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import grpc
+
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 
 TIERS = {"auto": common_pb2.TIER_UNSPECIFIED, "small": common_pb2.TIER_SMALL, "large": common_pb2.TIER_LARGE}

@@ -17,6 +17,8 @@ class StackSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COSTMESH_STACK_", extra="forbid")
 
     data_dir: Path = ROOT / ".data"
+    # Converted model folders are kept per machine, outside the checkout, so a fresh clone reuses them.
+    models_dir: Path = Path.home() / ".cache" / "costmesh" / "models"
     run_dir: Path = ROOT / ".run"
     python: Path = ROOT / ".venv" / "bin" / "python"
     models_python: Path = ROOT / ".venv-models" / "bin" / "python"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from costmesh.v1 import common_pb2
-
 from services.common.errors import InvalidInput
 
 ROLE_NAMES = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import compressor_pb2, compressor_pb2_grpc
-
 from services.common.runtime import Service, new_service
 from services.common.tokens import encoding
 from services.compressor.backends.registry import make_compressor

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 
+from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 from services.common.validation import check_tenant
 from services.compressor.core import CompressorCore, Doc
 

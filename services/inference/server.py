@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import inference_pb2, inference_pb2_grpc
-
 from services.common.runtime import Service, new_service
 from services.inference.backends.registry import make_backend
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig

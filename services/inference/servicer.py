@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 
+from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from services.common.contracts import role_pairs
 from services.common.deadlines import remaining_s
 from services.common.errors import InvalidInput

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
+
 from costmesh.v1 import (
     cache_pb2,
     cache_pb2_grpc,
@@ -17,7 +18,6 @@ from costmesh.v1 import (
     summarizer_pb2,
     summarizer_pb2_grpc,
 )
-
 from services.common.errors import BackendUnavailable, BudgetExceeded, CostmeshError, InvalidInput, RateLimited
 from services.common.health import serving
 from services.common.interceptors import client_channel

@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from opentelemetry import trace
+
 from costmesh.v1 import (
     cache_pb2,
     common_pb2,
@@ -24,8 +26,6 @@ from costmesh.v1 import (
     router_pb2,
     summarizer_pb2,
 )
-from opentelemetry import trace
-
 from services.common.errors import BudgetExceeded
 from services.common.telemetry import current_trace_id
 from services.orchestrator.metrics import OrchestratorMetrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-
 from services.common.contracts import TIERS_BY_NAME
 from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages

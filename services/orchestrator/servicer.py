@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 
+from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.deadlines import remaining_s
 from services.orchestrator.core import Pipeline
 

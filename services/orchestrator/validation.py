@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import common_pb2, orchestrator_pb2
-
 from services.common.contracts import role_pairs
 from services.common.errors import InvalidInput
 from services.common.validation import check_tenant

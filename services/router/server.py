@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import router_pb2, router_pb2_grpc
-
 from services.common.runtime import Service, new_service
 from services.router.backends.registry import make_classifier
 from services.router.core import RouterCore

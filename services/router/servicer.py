@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from costmesh.v1 import common_pb2, router_pb2, router_pb2_grpc
 
+from costmesh.v1 import common_pb2, router_pb2, router_pb2_grpc
 from services.common.contracts import TIERS_BY_NAME, role_pairs
 from services.common.validation import check_tenant
 from services.router.core import RouterCore

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import inference_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
-
 from services.common.health import serving
 from services.common.interceptors import client_channel
 from services.common.runtime import Service, new_service

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from costmesh.v1 import common_pb2, inference_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
 
+from costmesh.v1 import common_pb2, inference_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
 from services.common.contracts import role_pairs, to_messages
 from services.common.deadlines import remaining_s
 from services.common.validation import check_tenant

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
-
 from services.common.errors import BackendUnavailable
 
 INSTRUCTION = (

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for costmesh on this machine, and nothing that is already there:
+# Debian packages (redis-server, promtool), Go tools (weaviate-server, grpcurl), costmesh's own
+# environment (.venv), the model-server environment (.venv-models) and the model folders.
+# Safe to run again; a second run takes seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WEAVIATE_VERSION=${WEAVIATE_VERSION:-v1.38.11}
+GRPCURL_VERSION=${GRPCURL_VERSION:-v1.9.3}
+MODELS_DIR=${COSTMESH_STACK_MODELS_DIR:-$HOME/.cache/costmesh/models}
+GOBIN_DIR=$(go env GOPATH 2>/dev/null || echo "$HOME/go")/bin
+step() { printf '\n== %s\n' "$*"; }
+
+step "system packages"
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v promtool >/dev/null || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian's packages start their own daemons; costmesh runs its own on other ports.
+  for svc in redis-server prometheus; do
+    systemctl disable --now "$svc" >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
+  done
+fi
+echo "redis-server: $(redis-server --version | cut -d' ' -f3)"
+
+step "Go tools"
+if command -v go >/dev/null; then
+  [ -x "$GOBIN_DIR/weaviate-server" ] || command -v weaviate-server >/dev/null \
+    || go install "github.com/weaviate/weaviate/cmd/weaviate-server@$WEAVIATE_VERSION"
+  [ -x "$GOBIN_DIR/grpcurl" ] || command -v grpcurl >/dev/null \
+    || go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+  echo "weaviate-server and grpcurl in $GOBIN_DIR"
+else
+  echo "no Go toolchain: set WEAVIATE_URL to a running Weaviate, or costmesh falls back to embedded mode"
+fi
+
+step "costmesh environment (.venv)"
+command -v uv >/dev/null || python3 -m pip install --quiet uv
+[ -x .venv/bin/python ] || uv venv --quiet --python 3.11 .venv
+uv pip install --quiet --python .venv/bin/python -e '.[dev]'
+
+step "model-server environment (.venv-models)"
+bash scripts/setup-models-env.sh
+
+step "models in $MODELS_DIR"
+TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b

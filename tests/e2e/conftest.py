@@ -1,0 +1,43 @@
+"""The whole mesh as `costmesh up` starts it, with spans exported to a receiver the tests read."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from services.cli import stack as launcher
+from services.cli.components import SERVICES
+from services.cli.settings import StackSettings
+from tests import stack
+from tests.e2e import otlp
+
+
+@dataclass
+class RunningStack:
+    settings: StackSettings
+    receiver: otlp.Receiver
+
+    @property
+    def orchestrator(self) -> str:
+        return f"127.0.0.1:{self.settings.orchestrator_port}"
+
+
+@pytest.fixture(scope="session")
+def running_stack() -> Iterator[RunningStack]:
+    server, receiver, port = otlp.start()
+    os.environ["OTEL_BSP_SCHEDULE_DELAY"] = "200"  # services flush spans every 200 ms (OTel SDK setting)
+    infra_started = stack.start(StackSettings(), stack.INFRA)
+    settings = StackSettings(otlp_endpoint=f"http://127.0.0.1:{port}")
+    # The mesh services are (re)started so that they export to this receiver.
+    launcher.down(settings, only=list(SERVICES), say=lambda _: None)
+    services_started = stack.start(settings, list(SERVICES))
+    try:
+        yield RunningStack(settings, receiver)
+    finally:
+        stack.stop(settings, services_started)
+        stack.stop(settings, infra_started)
+        os.environ.pop("OTEL_BSP_SCHEDULE_DELAY", None)
+        server.stop(0)

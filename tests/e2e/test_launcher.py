@@ -1,0 +1,61 @@
+"""`costmesh up` / `down` on a private run folder and ports: down leaves no process of ours behind."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.cli.process import ProcessTable
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_up_then_down_leaves_nothing_running(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "COSTMESH_STACK_RUN_DIR": str(tmp_path / "run"),
+        "COSTMESH_STACK_DATA_DIR": str(tmp_path / "data"),
+        "COSTMESH_STACK_REDIS_PORT": str(free_port()),
+        "COSTMESH_STACK_ROUTER_PORT": str(free_port()),
+        "COSTMESH_STACK_METRICS_BASE_PORT": str(free_port()),
+    }
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "services.cli", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    up = cli("up", "--only", "redis", "router")
+    assert up.returncode == 0, up.stdout + up.stderr
+    table = ProcessTable(tmp_path / "run")
+    pids = [table.pid("redis"), table.pid("router")]
+    assert all(pids), up.stdout
+    again = cli("up", "--only", "redis", "router")  # idempotent: nothing new is started
+    assert "already serving" in again.stdout
+    assert [table.pid("redis"), table.pid("router")] == pids
+
+    down = cli("down", "--only", "redis", "router")
+    assert down.returncode == 0
+    assert "stopped 2 component(s)" in down.stdout
+    for pid in pids:
+        assert pid is not None
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+    assert table.pid("redis") is None

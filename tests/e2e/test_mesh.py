@@ -1,0 +1,176 @@
+"""End to end: the running mesh driven through the generated stubs, the CLI and grpcurl."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.cli.components import find_weaviate
+from tests.e2e.conftest import RunningStack
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+GOBIN = Path.home() / "go" / "bin"
+
+
+def grpcurl() -> str:
+    found = shutil.which("grpcurl") or str(GOBIN / "grpcurl")
+    assert Path(found).exists(), "grpcurl is installed by `make setup`"
+    return found
+
+
+def costmesh(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_ask_twice_gives_an_exact_hit(running_stack: RunningStack) -> None:
+    tenant = f"e2e{uuid.uuid4().hex[:8]}"
+    first = costmesh("ask", "What is the capital of France?", "--tenant", tenant, "--json")
+    assert first.returncode == 0, first.stderr
+    one = json.loads(first.stdout)
+    assert "Paris" in one["answer"]
+    assert one["cache"]["hit"] == "miss"
+    assert one["route"]["tier"] in ("small", "large")
+    assert one["cost_usd"] > 0
+    assert one["baseline_cost_usd"] >= one["cost_usd"]
+    assert len(one["trace_id"]) == 32
+    for key in ("answer", "route", "cache", "tokens", "cost_usd", "baseline_cost_usd", "trace_id"):
+        assert key in one
+    assert {"tier", "escalated", "reason"} <= set(one["route"])
+    assert {"hit", "similarity"} <= set(one["cache"])
+
+    second = json.loads(costmesh("ask", "What is the capital of France?", "--tenant", tenant, "--json").stdout)
+    assert second["cache"]["hit"] == "exact"
+    assert second["answer"] == one["answer"]
+    assert second["cost_usd"] == 0
+    assert second["baseline_cost_usd"] == pytest.approx(one["baseline_cost_usd"])
+
+
+def test_one_trace_has_spans_from_every_service(running_stack: RunningStack) -> None:
+    long_history = [common_pb2.Message(role=common_pb2.ROLE_SYSTEM, content="You are a support assistant.")]
+    for i in range(24):
+        long_history.append(
+            common_pb2.Message(role=common_pb2.ROLE_USER, content=f"Order {i}: " + "where is it? " * 40)
+        )
+        long_history.append(common_pb2.Message(role=common_pb2.ROLE_ASSISTANT, content="It ships soon. " * 40))
+    long_history.append(
+        common_pb2.Message(role=common_pb2.ROLE_USER, content="Thanks. Which order did I ask about first?")
+    )
+    request = orchestrator_pb2.CompletionRequest(
+        tenant=f"e2e{uuid.uuid4().hex[:8]}",
+        messages=long_history,
+        documents=[common_pb2.Document(id="faq", text="Orders ship in 3 days. Orders ship in 3 days.")],
+        sampling=common_pb2.SamplingParams(max_tokens=32),
+        tier=common_pb2.TIER_SMALL,
+    )
+    with grpc.insecure_channel(running_stack.orchestrator) as channel:
+        reply = orchestrator_pb2_grpc.OrchestratorStub(channel).Complete(request, timeout=300)
+    assert reply.pruning.applied
+    assert reply.compression.applied
+
+    wanted = {"orchestrator", "router", "cache", "summarizer", "compressor", "inference"}
+    seen: set[str] = set()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not wanted <= seen:
+        seen = {service.removeprefix("costmesh-") for service, _ in running_stack.receiver.in_trace(reply.trace_id)}
+        time.sleep(0.3)
+    assert wanted <= seen, f"trace {reply.trace_id} has spans from {sorted(seen)} only"
+
+
+def test_stream_through_the_stack(running_stack: RunningStack) -> None:
+    request = orchestrator_pb2.CompletionRequest(
+        tenant=f"e2e{uuid.uuid4().hex[:8]}",
+        messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content="Name three colours.")],
+        sampling=common_pb2.SamplingParams(max_tokens=24),
+        tier=common_pb2.TIER_SMALL,
+    )
+    with grpc.insecure_channel(running_stack.orchestrator) as channel:
+        chunks = list(orchestrator_pb2_grpc.OrchestratorStub(channel).CompleteStream(request, timeout=120))
+    deltas = "".join(c.delta for c in chunks if c.WhichOneof("chunk") == "delta")
+    final = chunks[-1].final
+    assert len(chunks) > 2
+    assert deltas == final.answer
+    assert final.usage.completion_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("port_attr", "service"),
+    [
+        ("orchestrator_port", "costmesh.v1.Orchestrator"),
+        ("router_port", "costmesh.v1.Router"),
+        ("cache_port", "costmesh.v1.Cache"),
+        ("compressor_port", "costmesh.v1.Compressor"),
+        ("summarizer_port", "costmesh.v1.Summarizer"),
+        ("inference_port", "costmesh.v1.Inference"),
+    ],
+)
+def test_grpcurl_lists_describes_and_health_checks_every_service(
+    running_stack: RunningStack, port_attr: str, service: str
+) -> None:
+    address = f"localhost:{getattr(running_stack.settings, port_attr)}"
+    listed = subprocess.run([grpcurl(), "-plaintext", address, "list"], capture_output=True, text=True, check=True)
+    assert set(listed.stdout.split()) >= {service, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+    described = subprocess.run(
+        [grpcurl(), "-plaintext", address, "describe", service], capture_output=True, text=True, check=True
+    )
+    assert f"service {service.rsplit('.', 1)[1]}" in described.stdout
+    health = subprocess.run(
+        [grpcurl(), "-plaintext", "-d", json.dumps({"service": service}), address, "grpc.health.v1.Health/Check"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(health.stdout)["status"] == "SERVING"
+
+
+def test_grpcurl_complete_and_invalid_argument(running_stack: RunningStack) -> None:
+    address = f"localhost:{running_stack.settings.orchestrator_port}"
+    body = {
+        "tenant": f"e2e{uuid.uuid4().hex[:8]}",
+        "tier": "TIER_SMALL",
+        "messages": [{"role": "ROLE_USER", "content": "Say hi."}],
+        "sampling": {"maxTokens": 16},
+    }
+    ok = subprocess.run(
+        [grpcurl(), "-plaintext", "-d", json.dumps(body), address, "costmesh.v1.Orchestrator/Complete"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    reply = json.loads(ok.stdout)
+    assert reply["answer"]
+    assert reply["route"]["tier"] == "TIER_SMALL"
+    bad = subprocess.run(
+        [grpcurl(), "-plaintext", "-d", json.dumps({"tenant": "acme"}), address, "costmesh.v1.Orchestrator/Complete"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode != 0
+    assert "InvalidArgument" in bad.stderr
+    assert "messages must not be empty" in bad.stderr
+
+
+def test_status_reports_every_component(running_stack: RunningStack) -> None:
+    result = costmesh("status")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in ("redis", "weaviate", "vllm-small", "vllm-large", "orchestrator", "inference"):
+        assert name in result.stdout
+    assert "down" not in result.stdout
+    assert ("local binary" in result.stdout) == (find_weaviate(running_stack.settings) is not None)

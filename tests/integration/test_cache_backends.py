@@ -1,0 +1,108 @@
+"""The cache's backends against the real Redis and Weaviate."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry
+
+from services.cache.backends.redis_store import RedisExactStore
+from services.cache.backends.weaviate_index import WeaviateSemanticIndex
+from services.cache.core import CacheCore, CacheMetrics
+from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial
+from services.cli.settings import StackSettings
+
+pytestmark = pytest.mark.integration
+
+
+def tenant() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+def answer(text: str, created: int | None = None) -> CachedAnswer:
+    return CachedAnswer(text, "m", "small", "stop", 10, 2, 1e-5, 1e-4, created or int(time.time()))
+
+
+def unit(*xs: float) -> list[float]:
+    norm = sum(x * x for x in xs) ** 0.5
+    return [x / norm for x in xs]
+
+
+async def test_redis_roundtrip_ttl_and_invalidation(infra: StackSettings) -> None:
+    url = f"redis://127.0.0.1:{infra.redis_port}/0"
+    store = RedisExactStore(url, 1.0)
+    t = tenant()
+    try:
+        await store.put(t, "k1", answer("one"), ttl_s=120)
+        await store.put(t, "k2", answer("two", created=int(time.time()) - 3600), ttl_s=120)
+        assert (await store.get(t, "k1")) == answer("one", (await store.get(t, "k1")).created_unix_s)  # type: ignore[union-attr]
+        assert await store.get(tenant(), "k1") is None  # another tenant's namespace
+        raw = aioredis.Redis.from_url(url)
+        ttl = await raw.ttl(f"costmesh:cache:{t}:k1")
+        assert 110 < ttl <= 120
+        await raw.aclose()
+        assert await store.invalidate(t, None, int(time.time()) - 60) == 1  # only the hour-old entry
+        assert await store.get(t, "k2") is None
+        assert await store.invalidate(t, "k1", None) == 1
+        assert await store.healthy()
+    finally:
+        await store.close()
+
+
+async def test_redis_down_is_unhealthy() -> None:
+    store = RedisExactStore("redis://127.0.0.1:1/0", 0.2)
+    assert not await store.healthy()
+    await store.close()
+
+
+async def test_weaviate_tenant_isolation_and_similarity(infra: StackSettings) -> None:
+    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    a, b = tenant(), tenant()
+    try:
+        assert await index.healthy()
+        await index.add(a, "k", unit(1, 0, 0, 0), answer("tenant a's answer"))
+        found = await index.nearest(a, unit(1, 0.05, 0, 0))
+        assert found is not None
+        assert found[0].answer == "tenant a's answer"
+        assert found[1] == pytest.approx(0.9988, abs=1e-3)
+        # The very same vector from another tenant finds nothing.
+        assert await index.nearest(b, unit(1, 0, 0, 0)) is None
+        await index.add(b, "k", unit(1, 0, 0, 0), answer("tenant b's answer"))
+        found_b = await index.nearest(b, unit(1, 0, 0, 0))
+        assert found_b is not None
+        assert found_b[0].answer == "tenant b's answer"
+        assert await index.invalidate(a, None, None) == 1
+        assert await index.nearest(a, unit(1, 0, 0, 0)) is None
+    finally:
+        await index.invalidate(b, None, None)
+        await index.close()
+
+
+async def test_semantic_tier_threshold_through_the_cache_core(infra: StackSettings) -> None:
+    store = RedisExactStore(f"redis://127.0.0.1:{infra.redis_port}/0", 1.0)
+    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    core = CacheCore(store, index, CacheMetrics(CollectorRegistry()), 3600, 0.92)
+    t = tenant()
+    try:
+        stored, _, _ = await core.store(
+            KeyMaterial(t, (("user", "How do I reset my card PIN?"),)),
+            Controls(),
+            0.0,
+            unit(1, 0.1, 0, 0),
+            answer("Open the app, Cards, Reset PIN."),
+        )
+        assert stored
+        paraphrase = KeyMaterial(t, (("user", "how can i change the pin of my card"),))
+        close = await core.lookup(paraphrase, Controls(), 0.0, unit(1, 0.15, 0, 0))
+        assert close.kind is HitKind.SEMANTIC
+        assert close.similarity >= 0.92
+        far = await core.lookup(paraphrase, Controls(), 0.0, unit(0.6, 0.8, 0, 0))
+        assert far.kind is HitKind.MISS
+        strict = await core.lookup(paraphrase, Controls(similarity_threshold=0.9999), 0.0, unit(1, 0.15, 0, 0))
+        assert strict.kind is HitKind.MISS
+    finally:
+        await core.invalidate(t, None, None)
+        await core.close()

@@ -1,0 +1,80 @@
+"""Starts real grpc.aio servers in-process on port 0, wired like `costmesh up` wires them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+
+from services.cache.core import CacheCore, CacheMetrics
+from services.cache.server import build_server as build_cache
+from services.cache.settings import CacheSettings
+from services.common.runtime import Service
+from services.compressor.server import build_server as build_compressor
+from services.compressor.settings import CompressorSettings
+from services.inference.backends.base import ChatBackend
+from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
+from services.inference.domain import Tier
+from services.inference.server import build_server as build_inference
+from services.inference.settings import InferenceSettings
+from services.orchestrator.server import build_server as build_orchestrator
+from services.orchestrator.settings import OrchestratorSettings
+from services.router.server import build_server as build_router
+from services.router.settings import RouterSettings
+from services.summarizer.server import build_server as build_summarizer
+from services.summarizer.settings import SummarizerSettings
+from tests.unit.fakes import MemoryExactStore
+
+
+def inference_core(small: Sequence[ChatBackend], large: Sequence[ChatBackend]) -> InferenceCore:
+    return InferenceCore(
+        {Tier.SMALL: TierConfig(small, "gpt-4o-mini"), Tier.LARGE: TierConfig(large, "gpt-4o")},
+        InferenceMetrics(CollectorRegistry()),
+    )
+
+
+@dataclass
+class Mesh:
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def address(self, name: str) -> str:
+        return f"127.0.0.1:{self.services[name].port}"
+
+    async def start(self, name: str, service: Service) -> Service:
+        await service.server.start()
+        await service.refresh_health()
+        self.services[name] = service
+        return service
+
+    async def stop(self) -> None:
+        for service in reversed(list(self.services.values())):
+            await service.stop(0)
+
+
+async def start_mesh(
+    small: Sequence[ChatBackend],
+    large: Sequence[ChatBackend],
+    store: MemoryExactStore,
+    **orchestrator_overrides: object,
+) -> Mesh:
+    mesh = Mesh()
+    await mesh.start("inference", await build_inference(InferenceSettings(port=0), inference_core(small, large)))
+    await mesh.start("router", await build_router(RouterSettings(port=0)))
+    cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)
+    await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
+    await mesh.start("compressor", await build_compressor(CompressorSettings(port=0)))
+    await mesh.start(
+        "summarizer", await build_summarizer(SummarizerSettings(port=0, inference_addr=mesh.address("inference")))
+    )
+    settings = OrchestratorSettings(
+        port=0,
+        router_addr=mesh.address("router"),
+        cache_addr=mesh.address("cache"),
+        compressor_addr=mesh.address("compressor"),
+        summarizer_addr=mesh.address("summarizer"),
+        inference_addr=mesh.address("inference"),
+        **orchestrator_overrides,  # type: ignore[arg-type]
+    )
+    await mesh.start("orchestrator", await build_orchestrator(settings))
+    return mesh

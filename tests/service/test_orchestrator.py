@@ -1,0 +1,186 @@
+"""The whole mesh in-process, on real gRPC servers: stage chaining, failure policy, tracing."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from tests.service.fakes import EchoBackend
+from tests.service.mesh import Mesh, start_mesh
+from tests.unit.fakes import MemoryExactStore
+
+USER = common_pb2.ROLE_USER
+SYSTEM = common_pb2.ROLE_SYSTEM
+
+
+@pytest.fixture
+async def store() -> MemoryExactStore:
+    return MemoryExactStore()
+
+
+@pytest.fixture
+async def mesh(store: MemoryExactStore) -> AsyncIterator[Mesh]:
+    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store)
+    yield m
+    await m.stop()
+
+
+def stub(mesh: Mesh) -> orchestrator_pb2_grpc.OrchestratorAsyncStub:
+    return orchestrator_pb2_grpc.OrchestratorStub(grpc.aio.insecure_channel(mesh.address("orchestrator")))  # type: ignore[return-value]
+
+
+def ask(text: str, **fields: object) -> orchestrator_pb2.CompletionRequest:
+    return orchestrator_pb2.CompletionRequest(
+        tenant="acme",
+        messages=[common_pb2.Message(role=USER, content=text)],
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+async def test_miss_then_exact_hit(mesh: Mesh) -> None:
+    s = stub(mesh)
+    first = await s.Complete(ask("What is the capital of France?"))
+    assert first.answer == "echo: What is the capital of France?"
+    assert first.cache.kind == common_pb2.CACHE_HIT_KIND_MISS
+    assert first.route.tier == common_pb2.TIER_SMALL
+    assert first.route.classifier == "rules"
+    assert first.cost.cost_usd > 0
+    assert first.cost.baseline_cost_usd > first.cost.cost_usd
+    assert len(first.trace_id) == 32
+    assert {t.stage for t in first.stages} >= {"cache_lookup", "router", "summarizer", "inference", "cache_store"}
+
+    second = await s.Complete(ask("  what is the capital of   france?"))
+    assert second.cache.kind == common_pb2.CACHE_HIT_KIND_EXACT
+    assert second.answer == first.answer
+    assert second.cost.cost_usd == 0
+    assert second.cost.savings_usd == pytest.approx(first.cost.baseline_cost_usd)
+    assert "inference" not in {t.stage for t in second.stages}
+
+
+async def test_forced_tier_and_compressed_documents(mesh: Mesh) -> None:
+    request = ask("Summarize the policy.", tier=common_pb2.TIER_LARGE)
+    request.documents.append(
+        common_pb2.Document(
+            id="p", text="Refunds take 5 days. Refunds take 5 days.", kind=common_pb2.DOCUMENT_KIND_CONTEXT
+        )
+    )
+    reply = await stub(mesh).Complete(request)
+    assert reply.route.tier == common_pb2.TIER_LARGE
+    assert reply.route.classifier == "request"
+    assert reply.compression.applied
+    assert reply.compression.tokens_after < reply.compression.tokens_before
+
+
+async def test_stream_yields_deltas_then_the_full_response(mesh: Mesh) -> None:
+    chunks = [c async for c in stub(mesh).CompleteStream(ask("Stream me"))]
+    text = "".join(c.delta for c in chunks if c.WhichOneof("chunk") == "delta")
+    assert text.strip() == "echo: Stream me"
+    final = chunks[-1].final
+    assert final.answer == "echo: Stream me"
+    assert final.cost.cost_usd > 0
+    # The cached answer is replayed as a stream too.
+    replay = [c async for c in stub(mesh).CompleteStream(ask("Stream me"))]
+    assert replay[-1].final.cache.kind == common_pb2.CACHE_HIT_KIND_EXACT
+    assert "".join(c.delta for c in replay if c.WhichOneof("chunk") == "delta") == "echo: Stream me"
+
+
+async def test_bad_request_is_invalid_argument(mesh: Mesh) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub(mesh).Complete(orchestrator_pb2.CompletionRequest(tenant="acme"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "messages" in (err.value.details() or "")
+
+
+async def test_cache_failure_degrades_to_pass_through(mesh: Mesh, store: MemoryExactStore) -> None:
+    store.fail = True
+    reply = await stub(mesh).Complete(ask("Still answered?"))
+    assert reply.answer == "echo: Still answered?"
+    assert reply.cache.degraded
+
+
+async def test_dead_stages_fail_open_and_router_falls_back_to_default(store: MemoryExactStore) -> None:
+    # Router, cache and summarizer are stopped: their addresses answer nothing.
+    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store)
+    await m.services["router"].stop(0)
+    await m.services["cache"].stop(0)
+    await m.services["summarizer"].stop(0)
+    try:
+        request = ask("Does it still work?")
+        request.documents.append(common_pb2.Document(text="ctx"))
+        reply = await stub(m).Complete(request)
+        assert reply.answer == "echo: Does it still work?"
+        assert reply.route.fell_back
+        assert reply.route.tier == common_pb2.TIER_LARGE  # the quality-safe default
+        assert reply.cache.degraded
+        assert reply.pruning.degraded
+        outcomes = {t.stage: t.outcome for t in reply.stages}
+        assert outcomes["router"] in ("error", "timeout")
+    finally:
+        await m.stop()
+
+
+async def test_router_budget_overrun_uses_the_default_route(store: MemoryExactStore) -> None:
+    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store, router_budget_s=0.000001)
+    try:
+        reply = await stub(m).Complete(ask("What is 2+2?"))
+        assert reply.route.fell_back
+        assert "budget" in reply.route.reason
+        assert reply.answer == "echo: What is 2+2?"
+    finally:
+        await m.stop()
+
+
+async def test_long_history_pruned_with_last_six_verbatim(store: MemoryExactStore) -> None:
+    small = EchoBackend("small")
+    m = await start_mesh([small], [EchoBackend("large")], store)
+    try:
+        history = [common_pb2.Message(role=SYSTEM, content="You are helpful.")]
+        for i in range(30):
+            history.append(common_pb2.Message(role=USER, content=f"question {i} " + "about orders " * 60))
+            history.append(common_pb2.Message(role=common_pb2.ROLE_ASSISTANT, content=f"answer {i} " * 60))
+        history.append(common_pb2.Message(role=USER, content="And the last one?"))
+        reply = await stub(m).Complete(
+            orchestrator_pb2.CompletionRequest(tenant="acme", messages=history, tier=common_pb2.TIER_SMALL)
+        )
+        assert reply.pruning.applied
+        assert reply.pruning.tokens_after < 4000 < reply.pruning.tokens_before
+        sent = small.prompts[-1].messages  # the answer call; the summary call came before it
+        assert [m.content for m in sent[-6:]] == [m.content for m in history[-6:]]
+        assert sent[0].content == "You are helpful."
+        assert sent[1].content.startswith("Summary of the earlier conversation: echo:")
+        # The baseline is priced on the full, unpruned prompt.
+        assert reply.cost.baseline_cost_usd > 10 * reply.cost.cost_usd
+    finally:
+        await m.stop()
+
+
+async def test_one_trace_spans_every_service(mesh: Mesh, spans: InMemorySpanExporter) -> None:
+    long_history = [common_pb2.Message(role=SYSTEM, content="You are helpful.")]
+    for i in range(30):
+        long_history.append(common_pb2.Message(role=USER, content=f"question {i} " + "about orders " * 60))
+        long_history.append(common_pb2.Message(role=common_pb2.ROLE_ASSISTANT, content="answer " * 60))
+    long_history.append(common_pb2.Message(role=USER, content="And the last one?"))
+    request = orchestrator_pb2.CompletionRequest(tenant="acme", messages=long_history)
+    request.documents.append(common_pb2.Document(text="Some retrieved context."))
+    reply = await stub(mesh).Complete(request)
+    assert reply.pruning.applied  # so the summarizer called inference too
+
+    trace_id = int(reply.trace_id, 16)
+    in_trace = [s for s in spans.get_finished_spans() if s.context is not None and s.context.trace_id == trace_id]
+    names = {s.name for s in in_trace}
+    for rpc in (
+        "/costmesh.v1.Orchestrator/Complete",
+        "/costmesh.v1.Router/Route",
+        "/costmesh.v1.Cache/Lookup",
+        "/costmesh.v1.Cache/Store",
+        "/costmesh.v1.Summarizer/Prune",
+        "/costmesh.v1.Compressor/Compress",
+        "/costmesh.v1.Inference/Generate",
+    ):
+        assert rpc in names, f"{rpc} missing from the trace: {sorted(names)}"
+    # Health checks stay out of traces.
+    assert not any("Health" in s.name for s in spans.get_finished_spans())

@@ -1,0 +1,18 @@
+"""Test fixtures' access to the real local stack, started through the same launcher as `costmesh up`."""
+
+from __future__ import annotations
+
+from services.cli import stack
+from services.cli.settings import StackSettings
+
+INFRA = ["redis", "weaviate", "vllm-small", "vllm-large"]
+
+
+def start(settings: StackSettings, names: list[str]) -> list[str]:
+    """Starts what is not already serving; returns what this call started (to stop it afterwards)."""
+    return stack.up(settings, only=names, say=lambda line: print(line, flush=True))
+
+
+def stop(settings: StackSettings, names: list[str]) -> None:
+    if names:
+        stack.down(settings, only=names, say=lambda line: None)

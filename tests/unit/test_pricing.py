@@ -1,0 +1,31 @@
+import pytest
+
+from services.inference.domain import Usage
+from services.inference.pricing import DEFAULT_PRICES, cost_of, price_of
+
+
+def test_gpt4o_list_prices() -> None:
+    # 1M uncached input + 1M output on gpt-4o: $2.50 + $10.00.
+    assert price_of(Usage(1_000_000, 1_000_000, 0), DEFAULT_PRICES["gpt-4o"]) == pytest.approx(12.5)
+    assert price_of(Usage(1_000_000, 0, 0), DEFAULT_PRICES["gpt-4o-mini"]) == pytest.approx(0.15)
+
+
+def test_cached_prompt_tokens_are_cheaper() -> None:
+    full = price_of(Usage(1000, 0, 0), DEFAULT_PRICES["gpt-4o"])
+    half_cached = price_of(Usage(1000, 0, 500), DEFAULT_PRICES["gpt-4o"])
+    assert half_cached == pytest.approx(full * 0.75)
+
+
+def test_batch_discount() -> None:
+    usage = Usage(1000, 100, 0)
+    assert price_of(usage, DEFAULT_PRICES["gpt-4o"], batch=True) == pytest.approx(
+        price_of(usage, DEFAULT_PRICES["gpt-4o"]) / 2
+    )
+
+
+def test_baseline_is_large_model_on_the_full_prompt_without_prefix_cache() -> None:
+    usage = Usage(prompt_tokens=400, completion_tokens=50, cached_prompt_tokens=100)
+    cost = cost_of(usage, "gpt-4o-mini", "gpt-4o", DEFAULT_PRICES, removed_prompt_tokens=600)
+    assert cost.cost_usd == pytest.approx((300 * 0.15 + 100 * 0.075 + 50 * 0.60) / 1e6)
+    assert cost.baseline_cost_usd == pytest.approx((1000 * 2.50 + 50 * 10.0) / 1e6)
+    assert cost.savings_usd == pytest.approx(cost.baseline_cost_usd - cost.cost_usd)
