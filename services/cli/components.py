@@ -108,6 +108,16 @@ def weaviate(s: StackSettings) -> Component:
     )
 
 
+def model_dtype(s: StackSettings, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    if s.model_dtype:
+        return s.model_dtype
+    try:
+        flags = set(cpuinfo.read_text().split())
+    except OSError:
+        flags = set()
+    return "bfloat16" if flags & {"avx512_bf16", "amx_bf16"} else "float32"
+
+
 def vllm(s: StackSettings, tier: str) -> Component:
     port = s.small_model_port if tier == "small" else s.large_model_port
     model = s.small_model if tier == "small" else s.large_model
@@ -128,7 +138,7 @@ def vllm(s: StackSettings, tier: str) -> Component:
             "--port",
             str(port),
             "--dtype",
-            "bfloat16",
+            model_dtype(s),
             "--enforce-eager",
             "--enable-prefix-caching",
             "--max-model-len",

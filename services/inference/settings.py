@@ -22,7 +22,7 @@ class InferenceSettings(ServiceSettings):
     small_price_model: str = "gpt-4o-mini"
     large_price_model: str = "gpt-4o"
     default_max_tokens: int = 256
-    timeout_s: float = 60.0
+    timeout_s: float = 120.0  # CPU-served models are slow; a GPU deployment can lower this
     openai_api_key: str = Field(
         default="", validation_alias=AliasChoices("OPENAI_API_KEY", "COSTMESH_INFERENCE_OPENAI_API_KEY")
     )

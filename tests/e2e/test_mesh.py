@@ -63,26 +63,19 @@ def test_ask_twice_gives_an_exact_hit(running_stack: RunningStack) -> None:
 
 
 def test_one_trace_has_spans_from_every_service(running_stack: RunningStack) -> None:
-    long_history = [common_pb2.Message(role=common_pb2.ROLE_SYSTEM, content="You are a support assistant.")]
-    for i in range(24):
-        long_history.append(
-            common_pb2.Message(role=common_pb2.ROLE_USER, content=f"Order {i}: " + "where is it? " * 40)
-        )
-        long_history.append(common_pb2.Message(role=common_pb2.ROLE_ASSISTANT, content="It ships soon. " * 40))
-    long_history.append(
-        common_pb2.Message(role=common_pb2.ROLE_USER, content="Thanks. Which order did I ask about first?")
-    )
     request = orchestrator_pb2.CompletionRequest(
         tenant=f"e2e{uuid.uuid4().hex[:8]}",
-        messages=long_history,
+        messages=[
+            common_pb2.Message(role=common_pb2.ROLE_SYSTEM, content="Answer from the context."),
+            common_pb2.Message(role=common_pb2.ROLE_USER, content="How long does shipping take?"),
+        ],
         documents=[common_pb2.Document(id="faq", text="Orders ship in 3 days. Orders ship in 3 days.")],
-        sampling=common_pb2.SamplingParams(max_tokens=32),
-        tier=common_pb2.TIER_SMALL,
+        sampling=common_pb2.SamplingParams(max_tokens=24),  # no tier: the router is asked
     )
     with grpc.insecure_channel(running_stack.orchestrator) as channel:
         reply = orchestrator_pb2_grpc.OrchestratorStub(channel).Complete(request, timeout=300)
-    assert reply.pruning.applied
-    assert reply.compression.applied
+    assert reply.compression.applied  # the duplicate sentence went
+    assert {t.stage for t in reply.stages} >= {"cache_lookup", "router", "summarizer", "compressor", "inference"}
 
     wanted = {"orchestrator", "router", "cache", "summarizer", "compressor", "inference"}
     seen: set[str] = set()
