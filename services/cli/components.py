@@ -130,7 +130,7 @@ def vllm(s: StackSettings, tier: str) -> Component:
             "-m",
             "vllm.entrypoints.openai.api_server",
             "--model",
-            str(s.data_dir / "models" / model),
+            str(s.models_dir / model),
             "--served-model-name",
             model,
             "--host",

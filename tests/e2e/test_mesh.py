@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
@@ -167,3 +168,19 @@ def test_status_reports_every_component(running_stack: RunningStack) -> None:
         assert name in result.stdout
     assert "down" not in result.stdout
     assert ("local binary" in result.stdout) == (find_weaviate(running_stack.settings) is not None)
+
+
+def test_every_service_serves_prometheus_metrics(running_stack: RunningStack) -> None:
+    s = running_stack.settings
+    bodies = {}
+    for name in ("orchestrator", "router", "cache", "compressor", "summarizer", "inference"):
+        port = s.metrics_base_port + getattr(s, f"{name}_port") - s.orchestrator_port
+        bodies[name] = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        assert "# TYPE costmesh_rpc_duration_seconds histogram" in bodies[name], name
+    # Earlier tests sent traffic: the samples carry it.
+    assert (
+        'costmesh_rpc_total{service="orchestrator",method="/costmesh.v1.Orchestrator/Complete",code="OK"}'
+        in (bodies["orchestrator"])
+    )
+    assert 'costmesh_cost_usd_total{tier="small"}' in bodies["inference"]
+    assert 'costmesh_cache_lookups_total{tier="exact",tenant="' in bodies["cache"]
