@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -73,42 +74,36 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
             )
         return handler  # no client-streaming RPCs in costmesh's protos
 
+    @contextlib.asynccontextmanager
+    async def _handled(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
+        """One RPC: a SERVER span under the caller's trace context, metrics, and domain errors -> status."""
+        started = time.perf_counter()
+        code = grpc.StatusCode.OK
+        parent = propagate.extract(_metadata_dict(context))
+        with self._tracer.start_as_current_span(method, context=parent, kind=SpanKind.SERVER) as span:
+            try:
+                yield
+            except grpc.aio.AbortError:
+                code = context.code() or grpc.StatusCode.UNKNOWN
+                raise
+            except Exception as exc:
+                code, message = _record_failure(span, method, exc)
+                await context.abort(code, message)
+            finally:
+                self._metrics.observe(method, code, time.perf_counter() - started)
+
     def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            parent = propagate.extract(_metadata_dict(context))
-            with self._tracer.start_as_current_span(method, context=parent, kind=SpanKind.SERVER) as span:
-                try:
-                    return await behavior(request, context)
-                except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN
-                    raise
-                except Exception as exc:
-                    code, message = _record_failure(span, method, exc)
-                    await context.abort(code, message)
-                finally:
-                    self._metrics.observe(method, code, time.perf_counter() - started)
+            async with self._handled(method, context):
+                return await behavior(request, context)
 
         return wrapper
 
     def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            parent = propagate.extract(_metadata_dict(context))
-            with self._tracer.start_as_current_span(method, context=parent, kind=SpanKind.SERVER) as span:
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    code = context.code() or grpc.StatusCode.UNKNOWN
-                    raise
-                except Exception as exc:
-                    code, message = _record_failure(span, method, exc)
-                    await context.abort(code, message)
-                finally:
-                    self._metrics.observe(method, code, time.perf_counter() - started)
+            async with self._handled(method, context):
+                async for item in behavior(request, context):
+                    yield item
 
         return wrapper
 
