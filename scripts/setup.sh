@@ -46,4 +46,4 @@ step "model-server environment (.venv-models)"
 bash scripts/setup-models-env.sh
 
 step "models in $MODELS_DIR"
-TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b
+TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b embedder

