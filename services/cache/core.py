@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.cache.backends.base import ExactStore, SemanticIndex
+from services.cache.backends.base import ExactStore, SemanticEntry, SemanticIndex
 from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
+from services.cache.guard import mismatch
 from services.common.errors import InvalidInput
 from services.common.validation import check_tenant
 
@@ -44,6 +46,24 @@ class CacheMetrics:
             buckets=(0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.94, 0.96, 0.98, 1.0),
         )
         self.stores = Counter("costmesh_cache_stores", "Entries stored by tier", ["tier"], registry=registry)
+        self.guard_rejections = Counter(
+            "costmesh_cache_guard_rejections",
+            "Semantic neighbours the false-hit guard refused",
+            ["tenant"],
+            registry=registry,
+        )
+        self.entries = Gauge("costmesh_cache_entries", "Entries held, by tier", ["tier"], registry=registry)
+
+
+@dataclass(frozen=True)
+class TenantPolicy:
+    """Per-tenant overrides of the service defaults (None: the default applies)."""
+
+    ttl_s: int | None = None
+    similarity_threshold: float | None = None
+
+
+NEIGHBOURS = 3  # semantic candidates checked by the guard before giving up
 
 
 def cacheable_sampling(temperature: float, controls: Controls) -> str:
@@ -62,6 +82,8 @@ class CacheCore:
         default_ttl_s: int,
         default_threshold: float,
         clock: Callable[[], float] = time.time,
+        tenants: Mapping[str, TenantPolicy] | None = None,
+        max_entries_per_tenant: int = 0,
     ) -> None:
         self._exact = exact
         self._semantic = semantic
@@ -69,6 +91,22 @@ class CacheCore:
         self._default_ttl_s = default_ttl_s
         self._default_threshold = default_threshold
         self._clock = clock
+        self._tenants = tenants or {}
+        self._max_entries = max_entries_per_tenant
+
+    def _threshold(self, tenant: str, controls: Controls) -> float:
+        if controls.similarity_threshold is not None:
+            return controls.similarity_threshold
+        policy = self._tenants.get(tenant)
+        if policy is not None and policy.similarity_threshold is not None:
+            return policy.similarity_threshold
+        return self._default_threshold
+
+    def _ttl(self, tenant: str, controls: Controls) -> int:
+        if controls.ttl_s:
+            return controls.ttl_s
+        policy = self._tenants.get(tenant)
+        return policy.ttl_s if policy is not None and policy.ttl_s else self._default_ttl_s
 
     def _fresh(self, answer: CachedAnswer, controls: Controls) -> tuple[bool, int]:
         age = max(0, int(self._clock()) - answer.created_unix_s)
@@ -103,36 +141,45 @@ class CacheCore:
         if self._semantic is None or not embedding:
             reason = "no embedding: semantic tier not consulted" if self._semantic else "semantic tier disabled"
             return Decision(HitKind.MISS, key, reason=reason, degraded=degraded)
-        return await self._semantic_lookup(material.tenant, key, controls, embedding, degraded)
+        return await self._semantic_lookup(material, key, controls, embedding, degraded)
 
     async def _semantic_lookup(
-        self, tenant: str, key: str, controls: Controls, embedding: list[float], degraded: bool
+        self, material: KeyMaterial, key: str, controls: Controls, embedding: list[float], degraded: bool
     ) -> Decision:
         assert self._semantic is not None
-        threshold = (
-            controls.similarity_threshold if controls.similarity_threshold is not None else self._default_threshold
-        )
+        tenant = material.tenant
+        threshold = self._threshold(tenant, controls)
         started = time.perf_counter()
         try:
-            found = await self._semantic.nearest(tenant, embedding)
+            matches = await self._semantic.nearest(
+                tenant, material.context_key(), embedding, NEIGHBOURS, int(self._clock())
+            )
         except Exception as exc:
             log.warning("semantic tier lookup failed, serving a miss: %s", exc)
             self._metrics.errors.labels("semantic", "lookup").inc()
             return Decision(HitKind.MISS, key, reason="semantic tier unavailable", degraded=True)
         finally:
             self._metrics.latency.labels("semantic").observe(time.perf_counter() - started)
-        if found is None:
+        if not matches:
             self._metrics.lookups.labels("semantic", tenant, "miss").inc()
-            return Decision(HitKind.MISS, key, reason="no entries", degraded=degraded)
-        answer, similarity = found
-        self._metrics.similarity.observe(similarity)
-        fresh, age = self._fresh(answer, controls)
-        if similarity >= threshold and fresh:
+            return Decision(HitKind.MISS, key, reason="no semantic neighbour", degraded=degraded)
+        self._metrics.similarity.observe(matches[0].similarity)
+        why = f"nearest similarity {matches[0].similarity:.3f} < threshold {threshold:.2f}"
+        for match in matches:
+            if match.similarity < threshold:
+                break
+            fresh, age = self._fresh(match.answer, controls)
+            if not fresh:
+                why = "nearest neighbour older than max_age_s"
+                continue
+            if rejected := mismatch(material.query(), match.query):
+                self._metrics.guard_rejections.labels(tenant).inc()
+                why = f"false-hit guard: {rejected} (similarity {match.similarity:.3f})"
+                continue
             self._metrics.lookups.labels("semantic", tenant, "hit").inc()
-            return Decision(HitKind.SEMANTIC, key, similarity=similarity, age_s=age, answer=answer)
+            return Decision(HitKind.SEMANTIC, key, similarity=match.similarity, age_s=age, answer=match.answer)
         self._metrics.lookups.labels("semantic", tenant, "miss").inc()
-        why = "stale" if not fresh else f"nearest similarity {similarity:.3f} < threshold {threshold:.2f}"
-        return Decision(HitKind.MISS, key, similarity=similarity, reason=why, degraded=degraded)
+        return Decision(HitKind.MISS, key, similarity=matches[0].similarity, reason=why, degraded=degraded)
 
     async def store(
         self,
@@ -155,7 +202,7 @@ class CacheCore:
             return False, key, f"answer not complete (finish_reason={answer.finish_reason!r})"
         if controls.ttl_s < 0:
             raise InvalidInput("ttl_s must be >= 0")
-        ttl = controls.ttl_s or self._default_ttl_s
+        ttl = self._ttl(material.tenant, controls)
         stored_any = False
         try:
             await self._exact.put(material.tenant, key, answer, ttl)
@@ -166,7 +213,10 @@ class CacheCore:
             self._metrics.errors.labels("exact", "store").inc()
         if self._semantic is not None and embedding:
             try:
-                await self._semantic.add(material.tenant, key, embedding, answer)
+                entry = SemanticEntry(
+                    key, material.context_key(), material.query(), embedding, answer, answer.created_unix_s + ttl
+                )
+                await self._semantic.add(material.tenant, entry)
                 self._metrics.stores.labels("semantic").inc()
                 stored_any = True
             except Exception as exc:
@@ -182,6 +232,14 @@ class CacheCore:
         removed = await self._exact.invalidate(tenant, key, cutoff)
         if self._semantic is not None:
             removed += await self._semantic.invalidate(tenant, key, cutoff)
+        return removed
+
+    async def sweep(self) -> int:
+        """Expires and evicts semantic entries (Redis expires its own); updates the entries gauge."""
+        if self._semantic is None:
+            return 0
+        removed, left = await self._semantic.sweep(int(self._clock()), self._max_entries)
+        self._metrics.entries.labels("semantic").set(left)
         return removed
 
     async def exact_healthy(self) -> bool:

@@ -36,7 +36,7 @@ class KeyMaterial:
 
     def exact_key(self) -> str:
         """SHA-256 over a canonical JSON of the normalized material (recipe in services/cache/README.md)."""
-        canonical = json.dumps(
+        return _sha256_json(
             {
                 "v": KEY_VERSION,
                 "tenant": self.tenant,
@@ -45,11 +45,34 @@ class KeyMaterial:
                 "documents": [[kind, normalize(text)] for kind, text in self.documents],
                 "sampling": [list(item) for item in self.sampling],
                 "response_format": self.response_format.strip(),
-            },
-            separators=(",", ":"),
-            ensure_ascii=False,
+            }
         )
-        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def context_key(self) -> str:
+        """Everything but the conversation's wording: system prompt, documents, sampling, tier, format.
+
+        A semantic hit may only differ from the request in how the user phrased it, so the semantic tier
+        matches this exactly and compares the conversation by embedding.
+        """
+        return _sha256_json(
+            {
+                "v": KEY_VERSION,
+                "tier": self.tier,
+                "system": [normalize(content) for role, content in self.messages if role == "system"],
+                "documents": [[kind, normalize(text)] for kind, text in self.documents],
+                "sampling": [list(item) for item in self.sampling],
+                "response_format": self.response_format.strip(),
+            }
+        )
+
+    def query(self) -> str:
+        """The user's last message: what the false-hit guard compares."""
+        return next((content for role, content in reversed(self.messages) if role == "user"), "")
+
+
+def _sha256_json(value: object) -> str:
+    canonical = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,15 @@ class CachedAnswer:
     @classmethod
     def from_json(cls, raw: str | bytes) -> CachedAnswer:
         return cls(**json.loads(raw))
+
+
+@dataclass(frozen=True)
+class SemanticMatch:
+    """A neighbour from the semantic tier: its answer, cosine similarity, and the query that produced it."""
+
+    answer: CachedAnswer
+    similarity: float
+    query: str
 
 
 @dataclass(frozen=True)

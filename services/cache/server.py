@@ -7,7 +7,7 @@ import time
 from costmesh.v1 import cache_pb2, cache_pb2_grpc
 from services.cache.backends.redis_store import RedisExactStore
 from services.cache.backends.weaviate_index import WeaviateSemanticIndex
-from services.cache.core import CacheCore, CacheMetrics
+from services.cache.core import CacheCore, CacheMetrics, TenantPolicy
 from services.cache.servicer import CacheServicer
 from services.cache.settings import CacheSettings
 from services.common.runtime import Service, new_service
@@ -22,7 +22,16 @@ async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCor
         if settings.weaviate_url
         else None
     )
-    return CacheCore(exact, semantic, metrics, settings.default_ttl_s, settings.similarity_threshold)
+    tenants = {name: TenantPolicy(p.ttl_s, p.similarity_threshold) for name, p in settings.tenant_policies.items()}
+    return CacheCore(
+        exact,
+        semantic,
+        metrics,
+        settings.default_ttl_s,
+        settings.similarity_threshold,
+        tenants=tenants,
+        max_entries_per_tenant=settings.max_entries_per_tenant,
+    )
 
 
 async def build_server(settings: CacheSettings, core: CacheCore | None = None) -> Service:
@@ -32,4 +41,5 @@ async def build_server(settings: CacheSettings, core: CacheCore | None = None) -
     service.checks["redis"] = core.exact_healthy
     service.checks["weaviate"] = core.semantic_healthy
     service.closers.append(core.close)
+    service.periodic.append(("cache sweep", settings.sweep_interval_s, core.sweep))
     return service

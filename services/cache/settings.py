@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+
+
+class TenantPolicySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttl_s: int | None = Field(default=None, gt=0)
+    similarity_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class CacheSettings(ServiceSettings):
@@ -18,3 +25,7 @@ class CacheSettings(ServiceSettings):
     default_ttl_s: int = Field(default=24 * 3600, gt=0)
     similarity_threshold: float = Field(default=0.92, ge=0.0, le=1.0)
     backend_timeout_s: float = 0.5
+    # Per-tenant overrides, JSON: {"acme": {"ttl_s": 3600, "similarity_threshold": 0.95}}
+    tenant_policies: dict[str, TenantPolicySettings] = Field(default_factory=dict)
+    max_entries_per_tenant: int = Field(default=100_000, ge=0)  # semantic tier; oldest evicted first; 0: no cap
+    sweep_interval_s: float = Field(default=60.0, gt=0)  # how often expired / excess entries are removed

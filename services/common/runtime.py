@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 HealthCheck = Callable[[], Awaitable[bool]]
 Closer = Callable[[], Awaitable[None]]
+Job = Callable[[], Awaitable[object]]
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -39,6 +40,16 @@ class Service:
     service_names: Sequence[str]
     checks: dict[str, HealthCheck] = field(default_factory=dict)  # dependency name -> check
     closers: list[Closer] = field(default_factory=list)
+    # Periodic upkeep (for example cache eviction): (name, interval_s, job); started with the server.
+    periodic: list[tuple[str, float, Job]] = field(default_factory=list)
+
+    async def run_periodic(self, name: str, interval_s: float, job: Job) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await job()
+            except Exception:
+                log.exception("periodic job %s failed; retrying in %.0fs", name, interval_s)
 
     async def check_dependencies(self) -> dict[str, bool]:
         """Runs every dependency check concurrently; a check that raises counts as down."""
@@ -103,6 +114,7 @@ async def serve(build_server: BuildServer, settings: ServiceSettings, name: str)
     # Health starts NOT_SERVING and flips once every dependency has answered.
     await service.refresh_health()
     monitor = asyncio.create_task(service.watch_health(settings.health_interval_s))
+    jobs = [asyncio.create_task(service.run_periodic(*p)) for p in service.periodic]
     log.info("%s listening on %s:%d", name, settings.host, service.port)
 
     stop = asyncio.Event()
@@ -112,9 +124,10 @@ async def serve(build_server: BuildServer, settings: ServiceSettings, name: str)
     await stop.wait()
 
     log.info("%s shutting down (grace %.1fs)", name, settings.grace_s)
-    monitor.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await monitor
+    for task in (monitor, *jobs):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await service.stop(settings.grace_s)
     provider.shutdown()  # flushes pending spans
     log.info("%s stopped", name)

@@ -26,8 +26,10 @@ from costmesh.v1 import (
     router_pb2,
     summarizer_pb2,
 )
+from services.common.contracts import role_pairs
 from services.common.errors import BudgetExceeded
 from services.common.telemetry import current_trace_id
+from services.orchestrator.embedding import Embedder, embedding_text
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.prompt import assemble
 from services.orchestrator.stages import Generator, Stages
@@ -54,6 +56,7 @@ class Prepared:
 
     response: orchestrator_pb2.CompletionResponse
     key: cache_pb2.CacheKeyMaterial
+    embedding: common_pb2.Embedding
     hit: cache_pb2.CachedAnswer | None = None
     generate: inference_pb2.GenerateRequest | None = None
 
@@ -66,12 +69,14 @@ class Pipeline:
         budgets: Budgets,
         default_tier: common_pb2.Tier.ValueType,
         metrics: OrchestratorMetrics,
+        embedder: Embedder | None = None,
     ) -> None:
         self._stages = stages
         self._generator = generator
         self._budgets = budgets
         self._default_tier = default_tier
         self._metrics = metrics
+        self._embedder = embedder
 
     # ---- public entry points -------------------------------------------------------------------------
 
@@ -131,13 +136,17 @@ class Pipeline:
             tier=request.tier,
             response_format=request.response_format,
         )
-        prepared = Prepared(response, key)
+        # Computed once, handed to the cache (semantic tier, store) and the router.
+        embedding = await self._embed(request, response)
+        prepared = Prepared(response, key, embedding)
 
         # The router is cheap and independent of the cache: ask both at once.
-        route_task = asyncio.create_task(self._route(request, deadline, response))
+        route_task = asyncio.create_task(self._route(request, embedding, deadline, response))
         lookup = await self._timed_optional(
             "cache_lookup",
-            lambda t: self._stages.lookup(cache_pb2.LookupRequest(key=key, control=request.cache), t),
+            lambda t: self._stages.lookup(
+                cache_pb2.LookupRequest(key=key, control=request.cache, embedding=embedding), t
+            ),
             self._budgets.cache_lookup_s,
             deadline,
             response,
@@ -197,9 +206,31 @@ class Pipeline:
         self._metrics.requests.labels(tier=common_pb2.Tier.Name(hit.tier), cache=kind).inc()
         self._metrics.savings.labels(intervention=f"cache_{kind}").inc(hit.baseline_cost_usd)
 
+    async def _embed(
+        self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse
+    ) -> common_pb2.Embedding:
+        """The request's embedding; empty (no semantic lookup) when off, skipped or failed."""
+        embedder = self._embedder
+        if embedder is None or request.cache.no_cache:
+            return common_pb2.Embedding()
+        started = time.perf_counter()
+        text = embedding_text(role_pairs(request.messages))
+        with tracer.start_as_current_span("stage.embed"):
+            try:
+                # ONNX Runtime releases the GIL: other requests proceed while this one embeds.
+                vector = await asyncio.to_thread(embedder.embed, [text])
+            except Exception as exc:
+                log.warning("embedding failed, semantic cache skipped: %s", exc)
+                self._metrics.degraded.labels(stage="embed", outcome="error").inc()
+                self._record(response, "embed", started, "error")
+                return common_pb2.Embedding()
+        self._record(response, "embed", started, "ok")
+        return common_pb2.Embedding(values=vector[0].tolist(), model=embedder.name)
+
     async def _route(
         self,
         request: orchestrator_pb2.CompletionRequest,
+        embedding: common_pb2.Embedding,
         deadline: float,
         response: orchestrator_pb2.CompletionResponse,
     ) -> common_pb2.RouteDecision:
@@ -209,7 +240,9 @@ class Pipeline:
             )
         routed = await self._timed_optional(
             "router",
-            lambda t: self._stages.route(router_pb2.RouteRequest(tenant=request.tenant, messages=request.messages), t),
+            lambda t: self._stages.route(
+                router_pb2.RouteRequest(tenant=request.tenant, messages=request.messages, embedding=embedding), t
+            ),
             self._budgets.router_s,
             deadline,
             response,
@@ -302,7 +335,10 @@ class Pipeline:
         await self._timed_optional(
             "cache_store",
             lambda t: self._stages.store(
-                cache_pb2.StoreRequest(key=prepared.key, control=request.cache, answer=answer), t
+                cache_pb2.StoreRequest(
+                    key=prepared.key, control=request.cache, answer=answer, embedding=prepared.embedding
+                ),
+                t,
             ),
             self._budgets.cache_store_s,
             deadline,

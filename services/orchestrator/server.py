@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.contracts import TIERS_BY_NAME
+from services.common.errors import MissingConfig
 from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages
 from services.orchestrator.core import Budgets, Pipeline
+from services.orchestrator.embedding import OnnxMiniLM
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
@@ -24,6 +28,15 @@ def budgets_from(settings: OrchestratorSettings) -> Budgets:
     )
 
 
+def load_embedder(settings: OrchestratorSettings) -> OnnxMiniLM | None:
+    if not settings.embedding_model_dir:
+        return None
+    folder = Path(settings.embedding_model_dir).expanduser()
+    if not (folder / "model.onnx").exists():
+        raise MissingConfig(f"no embedding model in {folder}: run `make setup` (or set EMBEDDING_MODEL_DIR='')")
+    return OnnxMiniLM(folder)
+
+
 async def build_server(settings: OrchestratorSettings) -> Service:
     service = new_service("orchestrator", settings, [SERVICE_NAME])
     stages = GrpcStages(settings)
@@ -33,6 +46,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         budgets_from(settings),
         TIERS_BY_NAME[settings.default_tier],
         OrchestratorMetrics(service.registry),
+        load_embedder(settings),  # loaded once, at start-up
     )
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
         OrchestratorServicer(pipeline, settings.request_timeout_s), service.server

@@ -26,5 +26,7 @@ class OrchestratorSettings(ServiceSettings):
     compressor_budget_s: float = Field(default=2.0, gt=0)
     summarizer_budget_s: float = Field(default=60.0, gt=0)  # it calls the cheap model
     request_timeout_s: float = Field(default=180.0, gt=0)  # when the caller sets no deadline
+    # all-MiniLM-L6-v2 as exported by scripts/prepare_models.py; empty: no embeddings (no semantic cache).
+    embedding_model_dir: str = "~/.cache/costmesh/models/all-minilm-l6-v2"
     # Route used when the router misses its budget or fails: quality-safe by default.
     default_tier: Literal["small", "large"] = "large"

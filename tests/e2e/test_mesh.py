@@ -187,3 +187,32 @@ def test_every_service_serves_prometheus_metrics(running_stack: RunningStack) ->
     assert re.search(
         r'costmesh_cache_lookups_total\{result="hit",tenant="e2e\w+",tier="exact"\} [1-9]', bodies["cache"]
     )
+
+
+def test_paraphrase_hits_semantically_and_changed_facts_or_tenants_miss(running_stack: RunningStack) -> None:
+    tenant, other = f"e2e{uuid.uuid4().hex[:8]}", f"e2e{uuid.uuid4().hex[:8]}"
+
+    def ask(prompt: str, who: str) -> dict[str, object]:
+        result = costmesh("ask", prompt, "--tenant", who, "--json")
+        assert result.returncode == 0, result.stderr
+        reply: dict[str, object] = json.loads(result.stdout)
+        return reply
+
+    first = ask("Is order 48213 delayed? Answer yes or no.", tenant)
+    assert first["cache"]["hit"] == "miss"  # type: ignore[index]
+    assert first["finish_reason"] == "stop"  # complete answers are stored
+
+    paraphrase = ask("Is the order 48213 delayed? Answer yes or no.", tenant)
+    assert paraphrase["cache"]["hit"] == "semantic", paraphrase["cache"]  # type: ignore[index]
+    assert 0.92 <= paraphrase["cache"]["similarity"] < 1.0  # type: ignore[index]
+    assert paraphrase["answer"] == first["answer"]
+
+    changed_number = ask("Is order 48231 delayed? Answer yes or no.", tenant)
+    assert changed_number["cache"]["hit"] == "miss"  # type: ignore[index]
+    assert "false-hit guard" in changed_number["cache"]["reason"]  # type: ignore[index]
+
+    negated = ask("Is order 48213 not delayed? Answer yes or no.", tenant)
+    assert negated["cache"]["hit"] == "miss"  # type: ignore[index]
+
+    other_tenant = ask("Is order 48213 delayed? Answer yes or no.", other)
+    assert other_tenant["cache"]["hit"] == "miss"  # type: ignore[index]

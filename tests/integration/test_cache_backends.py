@@ -9,6 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from services.cache.backends.base import SemanticEntry
 from services.cache.backends.redis_store import RedisExactStore
 from services.cache.backends.weaviate_index import WeaviateSemanticIndex
 from services.cache.core import CacheCore, CacheMetrics
@@ -58,30 +59,67 @@ async def test_redis_down_is_unhealthy() -> None:
     await store.close()
 
 
+def entry(key: str, vector: list[float], text: str, query: str = "q", expires: int | None = None) -> SemanticEntry:
+    a = answer(text)
+    return SemanticEntry(key, "ctx", query, vector, a, expires or a.created_unix_s + 3600)
+
+
 async def test_weaviate_tenant_isolation_and_similarity(infra: StackSettings) -> None:
     index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
     a, b = tenant(), tenant()
+    now = int(time.time())
     try:
         assert await index.healthy()
-        await index.add(a, "k", unit(1, 0, 0, 0), answer("tenant a's answer"))
-        found = await index.nearest(a, unit(1, 0.05, 0, 0))
-        assert found is not None
-        assert found[0].answer == "tenant a's answer"
-        assert found[1] == pytest.approx(0.9988, abs=1e-3)
+        await index.add(a, entry("k", unit(1, 0, 0, 0), "tenant a's answer", query="reset my pin"))
+        found = await index.nearest(a, "ctx", unit(1, 0.05, 0, 0), 3, now)
+        assert len(found) == 1
+        assert found[0].answer.answer == "tenant a's answer"
+        assert found[0].query == "reset my pin"
+        assert found[0].similarity == pytest.approx(0.9988, abs=1e-3)
+        assert await index.nearest(a, "other-context", unit(1, 0, 0, 0), 3, now) == []
         # The very same vector from another tenant finds nothing.
-        assert await index.nearest(b, unit(1, 0, 0, 0)) is None
-        await index.add(b, "k", unit(1, 0, 0, 0), answer("tenant b's answer"))
-        found_b = await index.nearest(b, unit(1, 0, 0, 0))
-        assert found_b is not None
-        assert found_b[0].answer == "tenant b's answer"
+        assert await index.nearest(b, "ctx", unit(1, 0, 0, 0), 3, now) == []
+        await index.add(b, entry("k", unit(1, 0, 0, 0), "tenant b's answer"))
+        assert (await index.nearest(b, "ctx", unit(1, 0, 0, 0), 3, now))[0].answer.answer == "tenant b's answer"
+        assert (await index.nearest(a, "ctx", unit(1, 0, 0, 0), 3, now))[0].answer.answer == "tenant a's answer"
         assert await index.invalidate(a, None, None) == 1
-        assert await index.nearest(a, unit(1, 0, 0, 0)) is None
+        assert await index.nearest(a, "ctx", unit(1, 0, 0, 0), 3, now) == []
     finally:
         await index.invalidate(b, None, None)
         await index.close()
 
 
-async def test_semantic_tier_threshold_through_the_cache_core(infra: StackSettings) -> None:
+async def test_weaviate_expiry_and_size_cap(infra: StackSettings) -> None:
+    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    t = tenant()
+    now = int(time.time())
+    try:
+        await index.add(t, entry("expired", unit(1, 0, 0, 0), "old", expires=now - 1))
+        for i in range(4):
+            e = entry(f"k{i}", unit(1, i, 0, 0), f"answer {i}")
+            await index.add(
+                t,
+                SemanticEntry(
+                    e.key,
+                    e.context,
+                    e.query,
+                    e.vector,
+                    CachedAnswer(**{**e.answer.__dict__, "created_unix_s": now + i}),
+                    now + 3600,
+                ),
+            )
+        # Expired entries are never served, even before the sweep removes them.
+        assert all(m.answer.answer != "old" for m in await index.nearest(t, "ctx", unit(1, 0, 0, 0), 10, now))
+        removed, _ = await index.sweep(now, max_entries_per_tenant=2)
+        assert removed >= 3  # the expired one and the two oldest of the four
+        left = {m.answer.answer for m in await index.nearest(t, "ctx", unit(1, 1, 0, 0), 10, now)}
+        assert left == {"answer 2", "answer 3"}
+    finally:
+        await index.invalidate(t, None, None)
+        await index.close()
+
+
+async def test_semantic_tier_and_guard_through_the_cache_core(infra: StackSettings) -> None:
     store = RedisExactStore(f"redis://127.0.0.1:{infra.redis_port}/0", 1.0)
     index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
     core = CacheCore(store, index, CacheMetrics(CollectorRegistry()), 3600, 0.92)
@@ -103,6 +141,10 @@ async def test_semantic_tier_threshold_through_the_cache_core(infra: StackSettin
         assert far.kind is HitKind.MISS
         strict = await core.lookup(paraphrase, Controls(similarity_threshold=0.9999), 0.0, unit(1, 0.15, 0, 0))
         assert strict.kind is HitKind.MISS
+        negated = KeyMaterial(t, (("user", "I do not want to reset my card PIN"),))
+        guarded = await core.lookup(negated, Controls(), 0.0, unit(1, 0.1, 0, 0))
+        assert guarded.kind is HitKind.MISS
+        assert "negation" in guarded.reason
     finally:
         await core.invalidate(t, None, None)
         await core.close()

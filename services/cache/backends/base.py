@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
-from services.cache.domain import CachedAnswer
+from services.cache.domain import CachedAnswer, SemanticMatch
 
 
 class ExactStore(Protocol):
@@ -21,14 +22,30 @@ class ExactStore(Protocol):
     async def close(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class SemanticEntry:
+    key: str
+    context: str  # KeyMaterial.context_key(): only entries with the same context may match
+    query: str
+    vector: list[float]
+    answer: CachedAnswer
+    expires_unix_s: int
+
+
 class SemanticIndex(Protocol):
-    """Nearest neighbour over request embeddings, strictly per tenant. The semantic tier."""
+    """Nearest neighbours over request embeddings, strictly per tenant. The semantic tier."""
 
-    async def nearest(self, tenant: str, vector: list[float]) -> tuple[CachedAnswer, float] | None: ...
+    async def nearest(
+        self, tenant: str, context: str, vector: list[float], limit: int, now_unix_s: int
+    ) -> list[SemanticMatch]: ...
 
-    async def add(self, tenant: str, key: str, vector: list[float], answer: CachedAnswer) -> None: ...
+    async def add(self, tenant: str, entry: SemanticEntry) -> None: ...
 
     async def invalidate(self, tenant: str, key: str | None, older_than_unix_s: int | None) -> int: ...
+
+    async def sweep(self, now_unix_s: int, max_entries_per_tenant: int) -> tuple[int, int]:
+        """Drops expired entries and the oldest beyond the cap; returns (removed, entries left)."""
+        ...
 
     async def healthy(self) -> bool: ...
 

@@ -13,13 +13,14 @@ from urllib.parse import urlparse
 import weaviate
 from weaviate.classes.config import Configure, DataType, Property, VectorDistances
 from weaviate.classes.data import DataObject
-from weaviate.classes.query import Filter, MetadataQuery
+from weaviate.classes.query import Filter, MetadataQuery, Sort
 from weaviate.collections.classes.tenants import Tenant
 
-from services.cache.domain import CachedAnswer
+from services.cache.backends.base import SemanticEntry
+from services.cache.domain import CachedAnswer, SemanticMatch
 
 log = logging.getLogger(__name__)
-COLLECTION = "CostmeshCache"
+COLLECTION = "CostmeshCacheV2"  # bump with the schema: an old collection is left alone
 
 
 class WeaviateSemanticIndex:
@@ -60,40 +61,57 @@ class WeaviateSemanticIndex:
             ),
             properties=[
                 Property(name="key", data_type=DataType.TEXT),
+                Property(name="context", data_type=DataType.TEXT),
+                Property(name="query", data_type=DataType.TEXT),
                 Property(name="payload", data_type=DataType.TEXT, skip_vectorization=True),
                 Property(name="created_unix_s", data_type=DataType.INT),
+                Property(name="expires_unix_s", data_type=DataType.INT),
             ],
         )
 
-    async def nearest(self, tenant: str, vector: list[float]) -> tuple[CachedAnswer, float] | None:
+    async def nearest(
+        self, tenant: str, context: str, vector: list[float], limit: int, now_unix_s: int
+    ) -> list[SemanticMatch]:
         collection = self._client.collections.use(COLLECTION).with_tenant(tenant)
         try:
             result = await collection.query.near_vector(
-                near_vector=vector, limit=1, return_metadata=MetadataQuery(distance=True)
+                near_vector=vector,
+                limit=limit,
+                filters=Filter.by_property("context").equal(context)
+                & Filter.by_property("expires_unix_s").greater_than(now_unix_s),
+                return_metadata=MetadataQuery(distance=True),
             )
         except weaviate.exceptions.WeaviateQueryError as exc:
             if "tenant not found" in str(exc).lower():
-                return None  # nothing stored for this tenant yet
+                return []  # nothing stored for this tenant yet
             raise
-        if not result.objects:
-            return None
-        best = result.objects[0]
-        distance = best.metadata.distance if best.metadata.distance is not None else 2.0
-        payload = best.properties["payload"]
-        return CachedAnswer.from_json(str(payload)), 1.0 - float(distance)  # cosine distance -> similarity
-
-    async def add(self, tenant: str, key: str, vector: list[float], answer: CachedAnswer) -> None:
-        collection = self._client.collections.use(COLLECTION).with_tenant(tenant)
-        # Batch inserts upsert by id, so re-storing a key overwrites its entry instead of failing.
-        result = await collection.data.insert_many(
-            [
-                DataObject(
-                    properties={"key": key, "payload": answer.to_json(), "created_unix_s": answer.created_unix_s},
-                    vector=vector,
-                    uuid=weaviate.util.generate_uuid5(json.dumps([tenant, key])),
+        matches = []
+        for obj in result.objects:
+            distance = obj.metadata.distance if obj.metadata.distance is not None else 2.0
+            matches.append(
+                SemanticMatch(
+                    CachedAnswer.from_json(str(obj.properties["payload"])),
+                    1.0 - float(distance),  # cosine distance -> similarity
+                    str(obj.properties.get("query") or ""),
                 )
-            ]
-        )
+            )
+        return matches
+
+    async def add(self, tenant: str, entry: SemanticEntry) -> None:
+        await self.add_many(tenant, [entry])
+
+    async def add_many(self, tenant: str, entries: list[SemanticEntry]) -> None:
+        """Stores entries; batch inserts upsert by id, so re-storing a key overwrites its entry."""
+        collection = self._client.collections.use(COLLECTION).with_tenant(tenant)
+        objects = [
+            DataObject(
+                properties=_properties(e),
+                vector=e.vector,
+                uuid=weaviate.util.generate_uuid5(json.dumps([tenant, e.key])),
+            )
+            for e in entries
+        ]
+        result = await collection.data.insert_many(objects)
         if result.has_errors:
             raise RuntimeError(f"weaviate insert failed: {next(iter(result.errors.values())).message}")
 
@@ -114,6 +132,30 @@ class WeaviateSemanticIndex:
         result = await base.with_tenant(tenant).data.delete_many(where=where)
         return int(result.successful)
 
+    async def sweep(self, now_unix_s: int, max_entries_per_tenant: int) -> tuple[int, int]:
+        base = self._client.collections.use(COLLECTION)
+        removed = left = 0
+        for tenant in await base.tenants.get():
+            collection = base.with_tenant(tenant)
+            expired = await collection.data.delete_many(
+                where=Filter.by_property("expires_unix_s").less_or_equal(now_unix_s)
+            )
+            removed += int(expired.successful)
+            count = await self._count(tenant)
+            excess = count - max_entries_per_tenant
+            if max_entries_per_tenant > 0 and excess > 0:
+                # Evict the oldest: find the creation time of the excess-th oldest entry, delete up to it.
+                oldest = await collection.query.fetch_objects(
+                    limit=excess, sort=Sort.by_property("created_unix_s", ascending=True), return_properties=["key"]
+                )
+                keys = [str(o.properties["key"]) for o in oldest.objects]
+                if keys:
+                    evicted = await collection.data.delete_many(where=Filter.by_property("key").contains_any(keys))
+                    removed += int(evicted.successful)
+                    count -= int(evicted.successful)
+            left += count
+        return removed, left
+
     async def _count(self, tenant: str) -> int:
         agg = await self._client.collections.use(COLLECTION).with_tenant(tenant).aggregate.over_all(total_count=True)
         return int(agg.total_count or 0)
@@ -127,3 +169,14 @@ class WeaviateSemanticIndex:
 
     async def close(self) -> None:
         await self._client.close()
+
+
+def _properties(entry: SemanticEntry) -> dict[str, str | int]:
+    return {
+        "key": entry.key,
+        "context": entry.context,
+        "query": entry.query,
+        "payload": entry.answer.to_json(),
+        "created_unix_s": entry.answer.created_unix_s,
+        "expires_unix_s": entry.expires_unix_s,
+    }
