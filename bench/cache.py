@@ -81,29 +81,29 @@ def embed(embedder: OnnxMiniLM, texts: Sequence[str], batch: int = 64) -> np.nda
 
 
 def mrpc_pairs(embedder: OnnxMiniLM, n: int) -> Pairs:
-    rows = datasets.sample(datasets.mrpc(), n, seed=1)  # type: ignore[arg-type]
-    a = embed(embedder, [r[0] for r in rows])  # type: ignore[index]
-    b = embed(embedder, [r[1] for r in rows])  # type: ignore[index]
+    rows = datasets.sample(datasets.mrpc(), n, seed=1)
+    a = embed(embedder, [r[0] for r in rows])
+    b = embed(embedder, [r[1] for r in rows])
     return Pairs(
         "mrpc",
         (a * b).sum(axis=1),
-        np.array([r[2] for r in rows]),  # type: ignore[index]
-        np.array([mismatch(r[0], r[1]) == "" for r in rows]),  # type: ignore[index]
+        np.array([r[2] for r in rows]),
+        np.array([mismatch(r[0], r[1]) == "" for r in rows]),
     )
 
 
 def faq_pairs(embedder: OnnxMiniLM, name: str, train: datasets.Labelled, test: datasets.Labelled) -> Pairs:
-    cached = datasets.sample(train, 3000, seed=2)  # type: ignore[arg-type]
-    stream = datasets.sample(test, 1000, seed=3)  # type: ignore[arg-type]
-    cache_vectors = embed(embedder, [t for t, _ in cached])  # type: ignore[misc]
-    query_vectors = embed(embedder, [t for t, _ in stream])  # type: ignore[misc]
+    cached = datasets.sample(train, 3000, seed=2)
+    stream = datasets.sample(test, 1000, seed=3)
+    cache_vectors = embed(embedder, [t for t, _ in cached])
+    query_vectors = embed(embedder, [t for t, _ in stream])
     scores = query_vectors @ cache_vectors.T
     nearest = scores.argmax(axis=1)
     return Pairs(
         name,
         scores[np.arange(len(stream)), nearest],
-        np.array([stream[i][1] == cached[j][1] for i, j in enumerate(nearest)]),  # type: ignore[index]
-        np.array([mismatch(stream[i][0], cached[j][0]) == "" for i, j in enumerate(nearest)]),  # type: ignore[index]
+        np.array([stream[i][1] == cached[j][1] for i, j in enumerate(nearest)]),
+        np.array([mismatch(stream[i][0], cached[j][0]) == "" for i, j in enumerate(nearest)]),
     )
 
 
@@ -117,7 +117,7 @@ def _negate(text: str) -> str:
 def hard_negatives(embedder: OnnxMiniLM, n: int) -> Pairs:
     """Pairs whose answers differ although their wording barely does."""
     rng = random.Random(4)
-    queries = [t for t, _ in datasets.sample(datasets.banking77("test"), n, seed=5)]  # type: ignore[misc]
+    queries = [t for t, _ in datasets.sample(datasets.banking77("test"), n, seed=5)]
     originals, variants = [], []
     for q in queries:
         order = rng.randrange(10000, 99999)
@@ -154,7 +154,7 @@ def pick_threshold(rows: list[dict[str, object]]) -> float:
     """Lowest threshold (most hits) whose guarded false-hit rate stays within the goal on every dataset."""
     for threshold in THRESHOLDS:
         guarded = [r for r in rows if r["threshold"] == threshold and r["guard"]]
-        if all(float(r["false_hit_rate"]) <= FALSE_HIT_GOAL for r in guarded):  # type: ignore[arg-type]
+        if all(float(str(r["false_hit_rate"])) <= FALSE_HIT_GOAL for r in guarded):
             return threshold
     return THRESHOLDS[-1]
 

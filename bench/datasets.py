@@ -6,7 +6,9 @@ import csv
 import json
 import random
 from pathlib import Path
+from typing import TypeVar
 
+T = TypeVar("T")
 DATA = Path(__file__).resolve().parent / "data"
 
 Labelled = list[tuple[str, str]]  # (text, intent)
@@ -33,5 +35,5 @@ def mrpc() -> list[tuple[str, str, bool]]:
     return rows
 
 
-def sample(items: list[object], n: int, seed: int) -> list[object]:
+def sample(items: list[T], n: int, seed: int) -> list[T]:
     return random.Random(seed).sample(items, min(n, len(items)))
