@@ -40,7 +40,10 @@ from services.orchestrator.embedding import OnnxMiniLM
 from services.orchestrator.settings import OrchestratorSettings
 
 THRESHOLDS = [round(0.80 + 0.02 * i, 2) for i in range(10)]
-FALSE_HIT_GOAL = 0.02
+FALSE_HIT_GOAL = 0.02  # the issue's goal, on hard negatives
+# The default is picked with a 2x margin under the goal on every dataset: real traffic holds more
+# near-duplicates than these sets.
+DEFAULT_MAX_FALSE_HITS = FALSE_HIT_GOAL / 2
 
 
 def emit(record: dict[str, object]) -> None:
@@ -151,10 +154,10 @@ def sweep(embedder: OnnxMiniLM, quick: bool) -> list[dict[str, object]]:
 
 
 def pick_threshold(rows: list[dict[str, object]]) -> float:
-    """Lowest threshold (most hits) whose guarded false-hit rate stays within the goal on every dataset."""
+    """Lowest threshold (most hits) whose guarded false-hit rate is within the margin on every dataset."""
     for threshold in THRESHOLDS:
         guarded = [r for r in rows if r["threshold"] == threshold and r["guard"]]
-        if all(float(str(r["false_hit_rate"])) <= FALSE_HIT_GOAL for r in guarded):
+        if all(float(str(r["false_hit_rate"])) <= DEFAULT_MAX_FALSE_HITS for r in guarded):
             return threshold
     return THRESHOLDS[-1]
 

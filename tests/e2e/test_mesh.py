@@ -204,7 +204,7 @@ def test_paraphrase_hits_semantically_and_changed_facts_or_tenants_miss(running_
 
     paraphrase = ask("Is the order 48213 delayed? Answer yes or no.", tenant)
     assert paraphrase["cache"]["hit"] == "semantic", paraphrase["cache"]  # type: ignore[index]
-    assert 0.92 <= paraphrase["cache"]["similarity"] < 1.0  # type: ignore[index]
+    assert 0.90 <= paraphrase["cache"]["similarity"] < 1.0  # type: ignore[index]
     assert paraphrase["answer"] == first["answer"]
 
     changed_number = ask("Is order 48231 delayed? Answer yes or no.", tenant)
