@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -53,6 +54,12 @@ class CacheMetrics:
             registry=registry,
         )
         self.entries = Gauge("costmesh_cache_entries", "Entries held, by tier", ["tier"], registry=registry)
+
+
+class Tiers(Enum):
+    BOTH = "both"
+    EXACT = "exact"
+    SEMANTIC = "semantic"
 
 
 @dataclass(frozen=True)
@@ -113,7 +120,12 @@ class CacheCore:
         return (controls.max_age_s <= 0 or age <= controls.max_age_s), age
 
     async def lookup(
-        self, material: KeyMaterial, controls: Controls, temperature: float, embedding: list[float]
+        self,
+        material: KeyMaterial,
+        controls: Controls,
+        temperature: float,
+        embedding: list[float],
+        tiers: Tiers = Tiers.BOTH,
     ) -> Decision:
         check_tenant(material.tenant)
         key = material.exact_key()
@@ -121,27 +133,34 @@ class CacheCore:
             return Decision(HitKind.MISS, key, reason="no_cache requested", skipped=True)
         if reason := cacheable_sampling(temperature, controls):
             return Decision(HitKind.MISS, key, reason=reason, skipped=True)
-
         degraded = False
+        if tiers is not Tiers.SEMANTIC:
+            decision = await self._exact_lookup(material, key, controls)
+            if decision.kind is HitKind.EXACT or tiers is Tiers.EXACT:
+                return decision
+            degraded = decision.degraded
+        if self._semantic is None or not embedding:
+            reason = "no embedding: semantic tier not consulted" if self._semantic else "semantic tier disabled"
+            return Decision(HitKind.MISS, key, reason=reason, degraded=degraded)
+        return await self._semantic_lookup(material, key, controls, embedding, degraded)
+
+    async def _exact_lookup(self, material: KeyMaterial, key: str, controls: Controls) -> Decision:
         started = time.perf_counter()
         try:
             answer = await self._exact.get(material.tenant, key)
         except Exception as exc:
             log.warning("exact tier lookup failed, serving a miss: %s", exc)
             self._metrics.errors.labels("exact", "lookup").inc()
-            answer, degraded = None, True
-        self._metrics.latency.labels("exact").observe(time.perf_counter() - started)
+            return Decision(HitKind.MISS, key, reason="exact tier unavailable", degraded=True)
+        finally:
+            self._metrics.latency.labels("exact").observe(time.perf_counter() - started)
         if answer is not None:
             fresh, age = self._fresh(answer, controls)
             if fresh:
                 self._metrics.lookups.labels("exact", material.tenant, "hit").inc()
                 return Decision(HitKind.EXACT, key, similarity=1.0, age_s=age, answer=answer)
         self._metrics.lookups.labels("exact", material.tenant, "miss").inc()
-
-        if self._semantic is None or not embedding:
-            reason = "no embedding: semantic tier not consulted" if self._semantic else "semantic tier disabled"
-            return Decision(HitKind.MISS, key, reason=reason, degraded=degraded)
-        return await self._semantic_lookup(material, key, controls, embedding, degraded)
+        return Decision(HitKind.MISS, key, reason="no exact match" if answer is None else "exact match too old")
 
     async def _semantic_lookup(
         self, material: KeyMaterial, key: str, controls: Controls, embedding: list[float], degraded: bool

@@ -7,11 +7,16 @@ from typing import Any
 import grpc
 
 from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
-from services.cache.core import CacheCore
+from services.cache.core import CacheCore, Tiers
 from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
 from services.common.contracts import TIER_NAMES, TIERS_BY_NAME, role_pairs
 from services.common.errors import InvalidInput
 
+_TIERS = {
+    cache_pb2.LOOKUP_TIERS_UNSPECIFIED: Tiers.BOTH,
+    cache_pb2.LOOKUP_TIERS_EXACT_ONLY: Tiers.EXACT,
+    cache_pb2.LOOKUP_TIERS_SEMANTIC_ONLY: Tiers.SEMANTIC,
+}
 _HIT_KIND = {
     HitKind.MISS: common_pb2.CACHE_HIT_KIND_MISS,
     HitKind.EXACT: common_pb2.CACHE_HIT_KIND_EXACT,
@@ -99,6 +104,7 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
             to_controls(request.control),
             temperature_of(request.key),
             list(request.embedding.values),
+            _TIERS[request.tiers],
         )
         response = cache_pb2.LookupResponse(decision=decision_to_proto(decision))
         if decision.answer is not None:

@@ -136,32 +136,38 @@ class Pipeline:
             tier=request.tier,
             response_format=request.response_format,
         )
-        # Computed once, handed to the cache (semantic tier, store) and the router.
-        embedding = await self._embed(request, response)
+        # The embedding is computed once and handed to the cache and the router. The exact tier needs
+        # none, so it is asked meanwhile: an exact hit never waits for the embedding.
+        embed_task = asyncio.create_task(self._embed(request, response))
+        exact = await self._lookup(
+            key, request, common_pb2.Embedding(), cache_pb2.LOOKUP_TIERS_EXACT_ONLY, deadline, response
+        )
+        if exact is not None and exact.HasField("answer"):
+            embed_task.cancel()
+            response.cache.CopyFrom(exact.decision)
+            return self._serve_hit(Prepared(response, key, common_pb2.Embedding(), hit=exact.answer))
+        embedding = await embed_task
         prepared = Prepared(response, key, embedding)
 
         # The router is cheap and independent of the cache: ask both at once.
         route_task = asyncio.create_task(self._route(request, embedding, deadline, response))
-        lookup = await self._timed_optional(
-            "cache_lookup",
-            lambda t: self._stages.lookup(
-                cache_pb2.LookupRequest(key=key, control=request.cache, embedding=embedding), t
-            ),
-            self._budgets.cache_lookup_s,
-            deadline,
-            response,
-        )
-        if lookup is None:
+        semantic = exact
+        if exact is not None and embedding.values:
+            semantic = await self._lookup(
+                key, request, embedding, cache_pb2.LOOKUP_TIERS_SEMANTIC_ONLY, deadline, response
+            )
+        if semantic is None:
             response.cache.CopyFrom(
                 common_pb2.CacheDecision(kind=common_pb2.CACHE_HIT_KIND_MISS, degraded=True, reason="cache unavailable")
             )
         else:
-            response.cache.CopyFrom(lookup.decision)
-            if lookup.HasField("answer"):
+            response.cache.CopyFrom(semantic.decision)
+            # A failed exact tier stays visible even when the semantic tier answered.
+            response.cache.degraded |= exact is not None and exact.decision.degraded
+            if semantic.HasField("answer"):
                 route_task.cancel()
-                prepared.hit = lookup.answer
-                self._serve_hit(prepared)
-                return prepared
+                prepared.hit = semantic.answer
+                return self._serve_hit(prepared)
 
         pruned, compressed = await asyncio.gather(
             self._prune(request, deadline, response), self._compress(request, deadline, response)
@@ -182,9 +188,24 @@ class Pipeline:
         )
         return prepared
 
-    def _serve_hit(self, prepared: Prepared) -> None:
+    async def _lookup(
+        self,
+        key: cache_pb2.CacheKeyMaterial,
+        request: orchestrator_pb2.CompletionRequest,
+        embedding: common_pb2.Embedding,
+        tiers: cache_pb2.LookupTiers.ValueType,
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> cache_pb2.LookupResponse | None:
+        stage = "cache_exact" if tiers == cache_pb2.LOOKUP_TIERS_EXACT_ONLY else "cache_semantic"
+        lookup = cache_pb2.LookupRequest(key=key, control=request.cache, embedding=embedding, tiers=tiers)
+        return await self._timed_optional(
+            stage, lambda t: self._stages.lookup(lookup, t), self._budgets.cache_lookup_s, deadline, response
+        )
+
+    def _serve_hit(self, prepared: Prepared) -> Prepared:
         hit, response = prepared.hit, prepared.response
-        assert hit is not None
+        assert hit is not None  # only called on a hit
         response.answer = hit.answer
         response.model = hit.model
         response.finish_reason = hit.finish_reason
@@ -205,6 +226,7 @@ class Pipeline:
         kind = common_pb2.CacheHitKind.Name(response.cache.kind).removeprefix("CACHE_HIT_KIND_").lower()
         self._metrics.requests.labels(tier=common_pb2.Tier.Name(hit.tier), cache=kind).inc()
         self._metrics.savings.labels(intervention=f"cache_{kind}").inc(hit.baseline_cost_usd)
+        return prepared
 
     async def _embed(
         self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse

@@ -51,14 +51,23 @@ async def test_miss_then_exact_hit(mesh: Mesh) -> None:
     assert first.cost.cost_usd > 0
     assert first.cost.baseline_cost_usd > first.cost.cost_usd
     assert len(first.trace_id) == 32
-    assert {t.stage for t in first.stages} >= {"cache_lookup", "router", "summarizer", "inference", "cache_store"}
+    assert {t.stage for t in first.stages} >= {
+        "embed",
+        "cache_exact",
+        "cache_semantic",
+        "router",
+        "summarizer",
+        "inference",
+        "cache_store",
+    }
 
     second = await s.Complete(ask("  what is the capital of   france?"))
     assert second.cache.kind == common_pb2.CACHE_HIT_KIND_EXACT
     assert second.answer == first.answer
     assert second.cost.cost_usd == 0
     assert second.cost.savings_usd == pytest.approx(first.cost.baseline_cost_usd)
-    assert "inference" not in {t.stage for t in second.stages}
+    # An exact hit is served without waiting for the embedding or asking the semantic tier.
+    assert {t.stage for t in second.stages} == {"cache_exact"}
 
 
 async def test_forced_tier_and_compressed_documents(mesh: Mesh) -> None:

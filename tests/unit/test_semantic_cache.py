@@ -3,7 +3,7 @@ import math
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cache.core import CacheCore, CacheMetrics, TenantPolicy
+from services.cache.core import CacheCore, CacheMetrics, TenantPolicy, Tiers
 from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial
 from tests.unit.fakes import MemoryExactStore, MemorySemanticIndex
 
@@ -125,3 +125,13 @@ def test_context_key_ignores_wording_but_not_settings() -> None:
     assert a.context_key() == b.context_key()
     assert a.context_key() != c.context_key()
     assert a.query() == "Reset my PIN"
+
+
+async def test_tier_selection(index: MemorySemanticIndex) -> None:
+    c = core(index)
+    await c.store(ask("How do I reset my card PIN?"), Controls(), 0.0, unit(1, 0.1), answer())
+    same, paraphrase = ask("How do I reset my card PIN?"), ask("how can I change the PIN of my card")
+    assert (await c.lookup(same, Controls(), 0.0, unit(1, 0.1), Tiers.EXACT)).kind is HitKind.EXACT
+    assert (await c.lookup(paraphrase, Controls(), 0.0, unit(1, 0.2), Tiers.EXACT)).kind is HitKind.MISS
+    # Semantic only: even the identical question is answered by the semantic tier.
+    assert (await c.lookup(same, Controls(), 0.0, unit(1, 0.1), Tiers.SEMANTIC)).kind is HitKind.SEMANTIC

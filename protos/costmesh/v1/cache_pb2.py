@@ -25,29 +25,31 @@ _sym_db = _symbol_database.Default()
 from costmesh.v1 import common_pb2 as costmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ostmesh/v1/cache.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xdd\x01\n\x10\x43\x61\x63heKeyMaterial\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x08messages\x18\x02 \x03(\x0b\x32\x14.costmesh.v1.Message\x12(\n\tdocuments\x18\x03 \x03(\x0b\x32\x15.costmesh.v1.Document\x12-\n\x08sampling\x18\x04 \x01(\x0b\x32\x1b.costmesh.v1.SamplingParams\x12\x1f\n\x04tier\x18\x05 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x17\n\x0fresponse_format\x18\x06 \x01(\t\"\x92\x01\n\rLookupRequest\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.costmesh.v1.CacheKeyMaterial\x12*\n\x07\x63ontrol\x18\x02 \x01(\x0b\x32\x19.costmesh.v1.CacheControl\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\"\xd2\x01\n\x0c\x43\x61\x63hedAnswer\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1f\n\x04tier\x18\x03 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.costmesh.v1.TokenUsage\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x16\n\x0e\x63reated_unix_s\x18\x08 \x01(\x03\"i\n\x0eLookupResponse\x12,\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1a.costmesh.v1.CacheDecision\x12)\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x19.costmesh.v1.CachedAnswer\"\xbc\x01\n\x0cStoreRequest\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.costmesh.v1.CacheKeyMaterial\x12*\n\x07\x63ontrol\x18\x02 \x01(\x0b\x32\x19.costmesh.v1.CacheControl\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12)\n\x06\x61nswer\x18\x04 \x01(\x0b\x32\x19.costmesh.v1.CachedAnswer\"<\n\rStoreResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"c\n\x11InvalidateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x03key\x18\x02 \x01(\tH\x00\x12\r\n\x03\x61ll\x18\x03 \x01(\x08H\x00\x12\x16\n\x0colder_than_s\x18\x04 \x01(\x03H\x00\x42\x08\n\x06target\"%\n\x12InvalidateResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03\x32\xd9\x01\n\x05\x43\x61\x63he\x12\x41\n\x06Lookup\x12\x1a.costmesh.v1.LookupRequest\x1a\x1b.costmesh.v1.LookupResponse\x12>\n\x05Store\x12\x19.costmesh.v1.StoreRequest\x1a\x1a.costmesh.v1.StoreResponse\x12M\n\nInvalidate\x12\x1e.costmesh.v1.InvalidateRequest\x1a\x1f.costmesh.v1.InvalidateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ostmesh/v1/cache.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xdd\x01\n\x10\x43\x61\x63heKeyMaterial\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x08messages\x18\x02 \x03(\x0b\x32\x14.costmesh.v1.Message\x12(\n\tdocuments\x18\x03 \x03(\x0b\x32\x15.costmesh.v1.Document\x12-\n\x08sampling\x18\x04 \x01(\x0b\x32\x1b.costmesh.v1.SamplingParams\x12\x1f\n\x04tier\x18\x05 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x17\n\x0fresponse_format\x18\x06 \x01(\t\"\xbb\x01\n\rLookupRequest\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.costmesh.v1.CacheKeyMaterial\x12*\n\x07\x63ontrol\x18\x02 \x01(\x0b\x32\x19.costmesh.v1.CacheControl\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12\'\n\x05tiers\x18\x04 \x01(\x0e\x32\x18.costmesh.v1.LookupTiers\"\xd2\x01\n\x0c\x43\x61\x63hedAnswer\x12\x0e\n\x06\x61nswer\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x1f\n\x04tier\x18\x03 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.costmesh.v1.TokenUsage\x12\x10\n\x08\x63ost_usd\x18\x06 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x07 \x01(\x01\x12\x16\n\x0e\x63reated_unix_s\x18\x08 \x01(\x03\"i\n\x0eLookupResponse\x12,\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1a.costmesh.v1.CacheDecision\x12)\n\x06\x61nswer\x18\x02 \x01(\x0b\x32\x19.costmesh.v1.CachedAnswer\"\xbc\x01\n\x0cStoreRequest\x12*\n\x03key\x18\x01 \x01(\x0b\x32\x1d.costmesh.v1.CacheKeyMaterial\x12*\n\x07\x63ontrol\x18\x02 \x01(\x0b\x32\x19.costmesh.v1.CacheControl\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12)\n\x06\x61nswer\x18\x04 \x01(\x0b\x32\x19.costmesh.v1.CachedAnswer\"<\n\rStoreResponse\x12\x0e\n\x06stored\x18\x01 \x01(\x08\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"c\n\x11InvalidateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x03key\x18\x02 \x01(\tH\x00\x12\r\n\x03\x61ll\x18\x03 \x01(\x08H\x00\x12\x16\n\x0colder_than_s\x18\x04 \x01(\x03H\x00\x42\x08\n\x06target\"%\n\x12InvalidateResponse\x12\x0f\n\x07removed\x18\x01 \x01(\x03*h\n\x0bLookupTiers\x12\x1c\n\x18LOOKUP_TIERS_UNSPECIFIED\x10\x00\x12\x1b\n\x17LOOKUP_TIERS_EXACT_ONLY\x10\x01\x12\x1e\n\x1aLOOKUP_TIERS_SEMANTIC_ONLY\x10\x02\x32\xd9\x01\n\x05\x43\x61\x63he\x12\x41\n\x06Lookup\x12\x1a.costmesh.v1.LookupRequest\x1a\x1b.costmesh.v1.LookupResponse\x12>\n\x05Store\x12\x19.costmesh.v1.StoreRequest\x1a\x1a.costmesh.v1.StoreResponse\x12M\n\nInvalidate\x12\x1e.costmesh.v1.InvalidateRequest\x1a\x1f.costmesh.v1.InvalidateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.v1.cache_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_LOOKUPTIERS']._serialized_start=1193
+  _globals['_LOOKUPTIERS']._serialized_end=1297
   _globals['_CACHEKEYMATERIAL']._serialized_start=67
   _globals['_CACHEKEYMATERIAL']._serialized_end=288
   _globals['_LOOKUPREQUEST']._serialized_start=291
-  _globals['_LOOKUPREQUEST']._serialized_end=437
-  _globals['_CACHEDANSWER']._serialized_start=440
-  _globals['_CACHEDANSWER']._serialized_end=650
-  _globals['_LOOKUPRESPONSE']._serialized_start=652
-  _globals['_LOOKUPRESPONSE']._serialized_end=757
-  _globals['_STOREREQUEST']._serialized_start=760
-  _globals['_STOREREQUEST']._serialized_end=948
-  _globals['_STORERESPONSE']._serialized_start=950
-  _globals['_STORERESPONSE']._serialized_end=1010
-  _globals['_INVALIDATEREQUEST']._serialized_start=1012
-  _globals['_INVALIDATEREQUEST']._serialized_end=1111
-  _globals['_INVALIDATERESPONSE']._serialized_start=1113
-  _globals['_INVALIDATERESPONSE']._serialized_end=1150
-  _globals['_CACHE']._serialized_start=1153
-  _globals['_CACHE']._serialized_end=1370
+  _globals['_LOOKUPREQUEST']._serialized_end=478
+  _globals['_CACHEDANSWER']._serialized_start=481
+  _globals['_CACHEDANSWER']._serialized_end=691
+  _globals['_LOOKUPRESPONSE']._serialized_start=693
+  _globals['_LOOKUPRESPONSE']._serialized_end=798
+  _globals['_STOREREQUEST']._serialized_start=801
+  _globals['_STOREREQUEST']._serialized_end=989
+  _globals['_STORERESPONSE']._serialized_start=991
+  _globals['_STORERESPONSE']._serialized_end=1051
+  _globals['_INVALIDATEREQUEST']._serialized_start=1053
+  _globals['_INVALIDATEREQUEST']._serialized_end=1152
+  _globals['_INVALIDATERESPONSE']._serialized_start=1154
+  _globals['_INVALIDATERESPONSE']._serialized_end=1191
+  _globals['_CACHE']._serialized_start=1300
+  _globals['_CACHE']._serialized_end=1517
 # @@protoc_insertion_point(module_scope)

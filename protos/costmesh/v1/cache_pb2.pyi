@@ -8,6 +8,7 @@ from costmesh.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,25 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _LookupTiers:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LookupTiersEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LookupTiers.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LOOKUP_TIERS_UNSPECIFIED: _LookupTiers.ValueType  # 0
+    """both"""
+    LOOKUP_TIERS_EXACT_ONLY: _LookupTiers.ValueType  # 1
+    LOOKUP_TIERS_SEMANTIC_ONLY: _LookupTiers.ValueType  # 2
+
+class LookupTiers(_LookupTiers, metaclass=_LookupTiersEnumTypeWrapper): ...
+
+LOOKUP_TIERS_UNSPECIFIED: LookupTiers.ValueType  # 0
+"""both"""
+LOOKUP_TIERS_EXACT_ONLY: LookupTiers.ValueType  # 1
+LOOKUP_TIERS_SEMANTIC_ONLY: LookupTiers.ValueType  # 2
+Global___LookupTiers: _TypeAlias = LookupTiers  # noqa: Y015
 
 @_typing.final
 class CacheKeyMaterial(_message.Message):
@@ -66,6 +86,11 @@ class LookupRequest(_message.Message):
     KEY_FIELD_NUMBER: _builtins.int
     CONTROL_FIELD_NUMBER: _builtins.int
     EMBEDDING_FIELD_NUMBER: _builtins.int
+    TIERS_FIELD_NUMBER: _builtins.int
+    tiers: Global___LookupTiers.ValueType
+    """Which tiers to consult. The orchestrator asks the exact tier while it computes the embedding,
+    then the semantic tier, so an exact hit never waits for the embedding.
+    """
     @_builtins.property
     def key(self) -> Global___CacheKeyMaterial: ...
     @_builtins.property
@@ -80,10 +105,11 @@ class LookupRequest(_message.Message):
         key: Global___CacheKeyMaterial | None = ...,
         control: _common_pb2.CacheControl | None = ...,
         embedding: _common_pb2.Embedding | None = ...,
+        tiers: Global___LookupTiers.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "embedding", b"embedding", "key", b"key"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "embedding", b"embedding", "key", b"key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["control", b"control", "embedding", b"embedding", "key", b"key", "tiers", b"tiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
