@@ -35,10 +35,6 @@ class BudgetExceeded(CostmeshError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
-class NotFound(CostmeshError):
-    code = grpc.StatusCode.NOT_FOUND
-
-
 INTERNAL_MESSAGE = "internal error; see the service log"
 
 

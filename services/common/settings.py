@@ -7,7 +7,7 @@ fail loudly at start-up rather than be ignored.
 from __future__ import annotations
 
 import os
-from typing import Any, Self
+from typing import Self
 
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,7 +38,3 @@ class ServiceSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
         return self
-
-    def public(self) -> dict[str, Any]:
-        """Settings as a dict, for the start-up log line."""
-        return self.model_dump()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -66,12 +66,3 @@ class GenerateResult:
     backend: str
     cost: Cost
     fell_back: bool = False
-
-
-@dataclass
-class StreamState:
-    """What a stream has produced so far; the final event carries it whole."""
-
-    text: list[str] = field(default_factory=list)
-    finish_reason: str = ""
-    usage: Usage = field(default_factory=Usage)
