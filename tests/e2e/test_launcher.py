@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from services.cli.process import ProcessTable
+from tests.helpers import costmesh, free_port
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_up_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     env = {
-        **os.environ,
         "COSTMESH_STACK_RUN_DIR": str(tmp_path / "run"),
         "COSTMESH_STACK_DATA_DIR": str(tmp_path / "data"),
         "COSTMESH_STACK_REDIS_PORT": str(free_port()),
@@ -33,15 +23,7 @@ def test_up_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "services.cli", *args],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return costmesh(*args, env=env, timeout_s=120)
 
     up = cli("up", "--only", "redis", "router")
     assert up.returncode == 0, up.stdout + up.stderr

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -18,9 +17,9 @@ import pytest
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.components import find_weaviate
 from tests.e2e.conftest import RunningStack
+from tests.helpers import costmesh
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[2]
 GOBIN = Path.home() / "go" / "bin"
 
 
@@ -28,17 +27,6 @@ def grpcurl() -> str:
     found = shutil.which("grpcurl") or str(GOBIN / "grpcurl")
     assert Path(found).exists(), "grpcurl is installed by `make setup`"
     return found
-
-
-def costmesh(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_ask_twice_gives_an_exact_hit(running_stack: RunningStack) -> None:

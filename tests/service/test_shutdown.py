@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from costmesh.v1 import common_pb2, summarizer_pb2, summarizer_pb2_grpc
 from services.inference.server import build_server as build_inference
 from services.inference.settings import InferenceSettings
+from tests.helpers import ROOT, free_port
 from tests.service.fakes import EchoBackend
 from tests.service.mesh import inference_core
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def wait_serving(address: str, timeout_s: float = 30.0) -> None:
