@@ -254,7 +254,8 @@ class CacheCore:
         return removed
 
     async def sweep(self) -> int:
-        """Expires and evicts semantic entries (Redis expires its own); updates the entries gauge."""
+        """Expires and evicts semantic entries (Redis expires its own); updates the entries gauges."""
+        self._metrics.entries.labels("exact").set(await self._exact.count())
         if self._semantic is None:
             return 0
         removed, left = await self._semantic.sweep(int(self._clock()), self._max_entries)

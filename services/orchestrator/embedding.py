@@ -35,7 +35,6 @@ class OnnxMiniLM:
 
     def __init__(self, folder: Path, threads: int = 1) -> None:
         options = ort.SessionOptions()
-        # One thread: the orchestrator serves many requests at once on few cores.
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])

@@ -34,7 +34,7 @@ def load_embedder(settings: OrchestratorSettings) -> OnnxMiniLM | None:
     folder = Path(settings.embedding_model_dir).expanduser()
     if not (folder / "model.onnx").exists():
         raise MissingConfig(f"no embedding model in {folder}: run `make setup` (or set EMBEDDING_MODEL_DIR='')")
-    return OnnxMiniLM(folder)
+    return OnnxMiniLM(folder, threads=settings.embedding_threads)
 
 
 async def build_server(settings: OrchestratorSettings) -> Service:

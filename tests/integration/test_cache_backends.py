@@ -37,8 +37,10 @@ async def test_redis_roundtrip_ttl_and_invalidation(infra: StackSettings) -> Non
     store = RedisExactStore(url, 1.0)
     t = tenant()
     try:
+        before = await store.count()
         await store.put(t, "k1", answer("one"), ttl_s=120)
         await store.put(t, "k2", answer("two", created=int(time.time()) - 3600), ttl_s=120)
+        assert await store.count() == before + 2
         assert (await store.get(t, "k1")) == answer("one", (await store.get(t, "k1")).created_unix_s)  # type: ignore[union-attr]
         assert await store.get(tenant(), "k1") is None  # another tenant's namespace
         raw = aioredis.Redis.from_url(url)

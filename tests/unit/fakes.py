@@ -34,6 +34,9 @@ class MemoryExactStore:
             del self.entries[k]
         return len(doomed)
 
+    async def count(self) -> int:
+        return len(self.entries)
+
     async def healthy(self) -> bool:
         return not self.fail
 

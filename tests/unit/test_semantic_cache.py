@@ -29,8 +29,11 @@ def index() -> MemorySemanticIndex:
     return MemorySemanticIndex()
 
 
-def core(index: MemorySemanticIndex, now: float = NOW, **kw: object) -> CacheCore:
-    return CacheCore(MemoryExactStore(), index, CacheMetrics(CollectorRegistry()), 3600, 0.92, lambda: now, **kw)  # type: ignore[arg-type]
+def core(
+    index: MemorySemanticIndex, now: float = NOW, registry: CollectorRegistry | None = None, **kw: object
+) -> CacheCore:
+    metrics = CacheMetrics(registry or CollectorRegistry())
+    return CacheCore(MemoryExactStore(), index, metrics, 3600, 0.92, lambda: now, **kw)  # type: ignore[arg-type]
 
 
 async def test_paraphrase_above_threshold_is_a_semantic_hit(index: MemorySemanticIndex) -> None:
@@ -104,13 +107,16 @@ async def test_thresholds_per_request_and_per_tenant(index: MemorySemanticIndex)
 
 
 async def test_ttl_per_tenant_and_sweep_with_size_cap(index: MemorySemanticIndex) -> None:
-    c = core(index, tenants={"acme": TenantPolicy(ttl_s=60)}, max_entries_per_tenant=2)
+    registry = CollectorRegistry()
+    c = core(index, registry=registry, tenants={"acme": TenantPolicy(ttl_s=60)}, max_entries_per_tenant=2)
     for i in range(3):
         await c.store(ask(f"question {i}"), Controls(), 0.0, unit(1, i), answer(created=NOW + i))
     held = index.entries["acme"]
     assert {e.expires_unix_s - e.answer.created_unix_s for e in held.values()} == {60}
     assert await c.sweep() == 1  # the oldest beyond the cap of 2
     assert sorted(e.query for e in held.values()) == ["question 1", "question 2"]
+    held_by_tier = [registry.get_sample_value("costmesh_cache_entries", {"tier": t}) for t in ("exact", "semantic")]
+    assert held_by_tier == [3, 2]  # the exact tier evicts by TTL only
     later = core(index, now=NOW + 3600, max_entries_per_tenant=2)
     assert await later.sweep() == 2  # both expired
     assert (await later.lookup(ask("question 2"), Controls(), 0.0, unit(1, 2))).kind is HitKind.MISS

@@ -36,6 +36,10 @@ class RedisExactStore:
             removed += int(await self._redis.delete(name))
         return removed
 
+    async def count(self) -> int:
+        # SCAN, not DBSIZE: the database may hold other keys. Runs on the periodic sweep, off the request path.
+        return sum([1 async for _ in self._redis.scan_iter(match=self._key("*", "*"), count=_SCAN_BATCH)])
+
     async def healthy(self) -> bool:
         try:
             return bool(await self._redis.ping())
