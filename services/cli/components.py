@@ -12,7 +12,7 @@ from services.cli.process import Component
 from services.cli.settings import ROOT, StackSettings
 
 SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator")
-INFRA = ("redis", "weaviate", "vllm-small", "vllm-large")
+INFRA = ("redis", "weaviate", "vllm-small", "vllm-large", "ray-serve")
 
 
 def find_weaviate(settings: StackSettings) -> str | None:
@@ -155,6 +155,31 @@ def vllm(s: StackSettings, tier: str) -> Component:
     )
 
 
+def ray_serve(s: StackSettings) -> Component:
+    url = f"http://127.0.0.1:{s.ray_serve_port}"
+    return Component(
+        "ray-serve",
+        f"{url}/v1 ({s.small_model})",
+        [
+            str(s.models_python),
+            str(ROOT / "deploy" / "ray_serve" / "small_model.py"),
+            "--model-dir",
+            str(s.models_dir / s.small_model),
+            "--served-model-name",
+            s.small_model,
+            "--port",
+            str(s.ray_serve_port),
+            "--min-replicas",
+            str(s.ray_serve_min_replicas),
+            "--max-replicas",
+            str(s.ray_serve_max_replicas),
+        ],
+        functools.partial(http_ok, f"{url}/v1/models"),
+        env={"HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"},
+        cwd=ROOT,
+    )
+
+
 def service(s: StackSettings, name: str) -> Component:
     port = getattr(s, f"{name}_port")
     prefix = f"COSTMESH_{name.upper()}_"
@@ -164,7 +189,9 @@ def service(s: StackSettings, name: str) -> Component:
         f"{prefix}OTLP_ENDPOINT": s.otlp_endpoint,
     }
     if name == "inference" and not s.openai_api_key:
-        env[f"{prefix}SMALL_BACKENDS"] = f"vllm=http://127.0.0.1:{s.small_model_port}/v1"
+        env[f"{prefix}SMALL_BACKENDS"] = (
+            f"vllm=http://127.0.0.1:{s.small_model_port}/v1,ray-serve=http://127.0.0.1:{s.ray_serve_port}/v1"
+        )
         env[f"{prefix}LARGE_BACKENDS"] = f"vllm=http://127.0.0.1:{s.large_model_port}/v1"
         env[f"{prefix}SMALL_MODEL"] = s.small_model
         env[f"{prefix}LARGE_MODEL"] = s.large_model
@@ -198,5 +225,5 @@ def stack(s: StackSettings) -> list[Component]:
     """Every component, in start order (dependencies first)."""
     parts = [redis(s), weaviate(s)]
     if not s.openai_api_key:
-        parts += [vllm(s, "small"), vllm(s, "large")]
+        parts += [vllm(s, "small"), vllm(s, "large"), ray_serve(s)]
     return parts + [service(s, name) for name in SERVICES]

@@ -40,6 +40,10 @@ class StackSettings(ServiceSettings):
 
     small_model_port: int = 8101
     large_model_port: int = 8102
+    # The small model again, as a Ray Serve deployment (deploy/ray_serve): the small tier's second backend.
+    ray_serve_port: int = 8103
+    ray_serve_min_replicas: int = Field(default=1, ge=1)
+    ray_serve_max_replicas: int = Field(default=2, ge=1)
     small_model: str = "smollm2-135m-instruct"
     large_model: Literal["qwen2.5-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"] = "qwen2.5-0.5b-instruct"
     kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE per model server

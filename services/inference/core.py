@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from services.common.errors import BackendUnavailable, InvalidInput
+from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
 from services.inference.backends.base import ChatBackend
+from services.inference.breaker import CircuitBreaker, State
 from services.inference.domain import ChatPrompt, Completion, GenerateResult, Tier
 from services.inference.pricing import DEFAULT_PRICES, Price, cost_of
 
@@ -32,6 +33,18 @@ class InferenceMetrics:
         self.fallbacks = Counter(
             "costmesh_backend_fallbacks", "Requests a later backend answered", ["tier", "backend"], registry=registry
         )
+        self.failures = Counter(
+            "costmesh_backend_failures", "Calls a backend failed or refused", ["tier", "backend"], registry=registry
+        )
+        self.skipped = Counter(
+            "costmesh_backend_skipped", "Calls not made: the circuit was open", ["tier", "backend"], registry=registry
+        )
+        self.circuit_open = Gauge(
+            "costmesh_backend_circuit_open",
+            "1 while a backend's circuit is open",
+            ["tier", "backend"],
+            registry=registry,
+        )
 
 
 class InferenceCore:
@@ -40,13 +53,23 @@ class InferenceCore:
         tiers: dict[Tier, TierConfig],
         metrics: InferenceMetrics,
         prices: dict[str, Price] | None = None,
+        breaker_failures: int = 3,
+        breaker_cooldown_s: float = 30.0,
     ) -> None:
         self._tiers = tiers
         self._metrics = metrics
+        self._breakers = {
+            tier: [CircuitBreaker(breaker_failures, breaker_cooldown_s) for _ in config.backends]
+            for tier, config in tiers.items()
+        }
         self._prices = prices or DEFAULT_PRICES
         for config in tiers.values():
             if config.price_model not in self._prices:
                 raise InvalidInput(f"no price for {config.price_model!r}")
+
+    @property
+    def price_table(self) -> dict[str, Price]:
+        return dict(self._prices)
 
     def _tier(self, tier: Tier) -> TierConfig:
         try:
@@ -70,17 +93,48 @@ class InferenceCore:
         self._metrics.tokens.labels(tier.value, "completion").inc(completion.usage.completion_tokens)
         return GenerateResult(completion, backend, cost, fell_back)
 
+    def _attempts(self, tier: Tier) -> Iterator[tuple[int, ChatBackend]]:
+        """The backends to try, in order, skipping open circuits. Lazy: a backend's breaker is asked only
+        when the ones before it have failed, so a half-open trial is never taken and then left unused."""
+        backends = self._tier(tier).backends
+        skipped = []
+        for index, backend in enumerate(backends):
+            if self._breakers[tier][index].allows():
+                yield index, backend
+            else:
+                self._metrics.skipped.labels(tier.value, backend.name).inc()
+                skipped.append(index)
+        if len(skipped) == len(backends):
+            # Every circuit is open: try them anyway rather than refuse the request outright.
+            yield from ((index, backends[index]) for index in skipped)
+
+    def _record(self, tier: Tier, index: int, ok: bool) -> None:
+        breaker = self._breakers[tier][index]
+        name = self._tier(tier).backends[index].name
+        if ok:
+            breaker.succeeded()
+        else:
+            breaker.failed()
+            self._metrics.failures.labels(tier.value, name).inc()
+        self._metrics.circuit_open.labels(tier.value, name).set(int(breaker.state is not State.CLOSED))
+
     async def generate(
         self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_prompt_tokens: int = 0
     ) -> GenerateResult:
         errors: list[str] = []
-        for index, backend in enumerate(self._tier(tier).backends):
+        for index, backend in self._attempts(tier):
             try:
                 completion = await backend.complete(prompt, timeout_s)
-            except BackendUnavailable as exc:
+            except (BackendUnavailable, RateLimited) as exc:
+                # A rate limit says the backend is alive: try the next one, but keep this circuit closed.
+                self._record(tier, index, ok=isinstance(exc, RateLimited))
                 log.warning("%s tier: %s", tier.value, exc)
                 errors.append(str(exc))
                 continue
+            except InvalidInput:
+                self._record(tier, index, ok=True)  # the request's fault, not the backend's
+                raise
+            self._record(tier, index, ok=True)
             if index:
                 self._metrics.fallbacks.labels(tier.value, backend.name).inc()
             return self._priced(tier, completion, backend.name, removed_prompt_tokens, fell_back=index > 0)
@@ -91,19 +145,26 @@ class InferenceCore:
     ) -> AsyncIterator[str | GenerateResult]:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
         errors: list[str] = []
-        for index, backend in enumerate(self._tier(tier).backends):
+        for index, backend in self._attempts(tier):
             started = False
             try:
                 async for item in backend.stream(prompt, timeout_s):
                     if isinstance(item, Completion):
+                        self._record(tier, index, ok=True)
+                        if index:
+                            self._metrics.fallbacks.labels(tier.value, backend.name).inc()
                         yield self._priced(tier, item, backend.name, removed_prompt_tokens, fell_back=index > 0)
                         return
                     started = True
                     yield item
-            except BackendUnavailable as exc:
+            except (BackendUnavailable, RateLimited) as exc:
+                self._record(tier, index, ok=isinstance(exc, RateLimited))
                 if started:
                     raise
                 errors.append(str(exc))
+            except InvalidInput:
+                self._record(tier, index, ok=True)
+                raise
         raise BackendUnavailable(f"every {tier.value} backend failed: {'; '.join(errors)}")
 
     async def health(self) -> bool:

@@ -7,6 +7,7 @@ from services.common.runtime import Service, new_service
 from services.inference.backends.registry import make_backend
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
 from services.inference.domain import Tier
+from services.inference.pricing import DEFAULT_PRICES, Price
 from services.inference.servicer import InferenceServicer
 from services.inference.settings import InferenceSettings
 
@@ -23,7 +24,8 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
             make_backend(kind, url, model, settings.openai_api_key) for kind, url in settings.backends_for(tier.value)
         ]
         tiers[tier] = TierConfig(backends, price_model)
-    return InferenceCore(tiers, metrics)
+    prices = DEFAULT_PRICES | {name: Price(**row.model_dump()) for name, row in settings.prices.items()}
+    return InferenceCore(tiers, metrics, prices, settings.breaker_failures, settings.breaker_cooldown_s)
 
 
 async def build_server(settings: InferenceSettings, core: InferenceCore | None = None) -> Service:

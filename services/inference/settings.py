@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
+
+
+class PriceRow(BaseModel):
+    """USD per 1M tokens."""
+
+    input_per_m: float = Field(ge=0)
+    cached_input_per_m: float = Field(ge=0)
+    output_per_m: float = Field(ge=0)
+    batch_discount: float = Field(default=0.5, gt=0, le=1)  # the share of the price a Batch API charges
 
 
 class InferenceSettings(ServiceSettings):
@@ -21,6 +30,12 @@ class InferenceSettings(ServiceSettings):
     # Which price-table row prices each tier: local stand-ins are priced as the model they stand in for.
     small_price_model: str = "gpt-4o-mini"
     large_price_model: str = "gpt-4o"
+    # Price-table rows added to or replacing the defaults in pricing.py, as JSON, for example
+    # COSTMESH_INFERENCE_PRICES='{"llama-8b": {"input_per_m": 0.05, "cached_input_per_m": 0.01, "output_per_m": 0.2}}'
+    prices: dict[str, PriceRow] = Field(default_factory=dict)
+    # A backend that fails this many calls in a row is skipped for the cool-down, then tried once again.
+    breaker_failures: int = Field(default=3, ge=1)
+    breaker_cooldown_s: float = Field(default=30.0, gt=0)
     default_max_tokens: int = 256
     timeout_s: float = 120.0  # CPU-served models are slow; a GPU deployment can lower this
     openai_api_key: str = Field(

@@ -10,7 +10,7 @@ from tests import stack
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[StackSettings]:
-    """Real Redis, Weaviate and the two vLLM servers. Never skipped: if they cannot start, tests error."""
+    """Real Redis, Weaviate, the two vLLM servers and Ray Serve. Never skipped: if they cannot start, tests error."""
     settings = StackSettings()
     started = stack.start(settings, stack.INFRA)
     yield settings

@@ -1,7 +1,11 @@
 import pytest
+from prometheus_client import CollectorRegistry
 
+from services.inference.core import InferenceMetrics
 from services.inference.domain import Usage
 from services.inference.pricing import DEFAULT_PRICES, cost_of, price_of
+from services.inference.server import build_core
+from services.inference.settings import InferenceSettings
 
 
 def test_gpt4o_list_prices() -> None:
@@ -29,3 +33,15 @@ def test_baseline_is_large_model_on_the_full_prompt_without_prefix_cache() -> No
     assert cost.cost_usd == pytest.approx((300 * 0.15 + 100 * 0.075 + 50 * 0.60) / 1e6)
     assert cost.baseline_cost_usd == pytest.approx((1000 * 2.50 + 50 * 10.0) / 1e6)
     assert cost.savings_usd == pytest.approx(cost.baseline_cost_usd - cost.cost_usd)
+
+
+def test_price_table_rows_come_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    row = '{"llama-8b": {"input_per_m": 0.05, "cached_input_per_m": 0.01, "output_per_m": 0.2}}'
+    monkeypatch.setenv("COSTMESH_INFERENCE_PRICES", row)
+    monkeypatch.setenv("COSTMESH_INFERENCE_SMALL_PRICE_MODEL", "llama-8b")
+    core = build_core(InferenceSettings(), InferenceMetrics(CollectorRegistry()))
+    assert core.price_table["llama-8b"].output_per_m == 0.2
+    assert core.price_table["gpt-4o"] == DEFAULT_PRICES["gpt-4o"]  # defaults stay unless overridden
+    monkeypatch.setenv("COSTMESH_INFERENCE_SMALL_PRICE_MODEL", "unpriced-model")
+    with pytest.raises(Exception, match="no price for 'unpriced-model'"):
+        build_core(InferenceSettings(), InferenceMetrics(CollectorRegistry()))

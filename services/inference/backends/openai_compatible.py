@@ -1,4 +1,4 @@
-"""Any server that speaks OpenAI's chat-completions API: OpenAI itself, vLLM's server, a Ray Serve ingress."""
+"""The client every backend shares: any server that speaks OpenAI's chat-completions API, via the `openai` SDK."""
 
 from __future__ import annotations
 

@@ -1,0 +1,61 @@
+"""Backend fall-over and circuit breaking in the inference core, with in-process fake backends."""
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.common.errors import BackendUnavailable
+from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
+from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Tier
+from tests.service.fakes import DeadBackend, EchoBackend
+
+PROMPT = ChatPrompt((ChatMessage("user", "hello there"),), Sampling(max_tokens=16))
+
+
+class CountingDead(DeadBackend):
+    def __init__(self) -> None:
+        super().__init__("dead")
+        self.calls = 0
+
+    async def complete(self, prompt: ChatPrompt, timeout_s: float) -> Completion:
+        self.calls += 1
+        return await super().complete(prompt, timeout_s)
+
+
+def build(*backends: EchoBackend) -> tuple[InferenceCore, CollectorRegistry]:
+    registry = CollectorRegistry()
+    tiers = {Tier.SMALL: TierConfig(list(backends), "gpt-4o-mini"), Tier.LARGE: TierConfig([EchoBackend()], "gpt-4o")}
+    return InferenceCore(tiers, InferenceMetrics(registry), breaker_failures=2, breaker_cooldown_s=3600), registry
+
+
+def sample(registry: CollectorRegistry, name: str, backend: str) -> float | None:
+    return registry.get_sample_value(name, {"tier": "small", "backend": backend})
+
+
+async def test_dead_backend_is_skipped_once_its_circuit_opens() -> None:
+    dead, live = CountingDead(), EchoBackend("live")
+    core, registry = build(dead, live)
+    for _ in range(5):
+        result = await core.generate(Tier.SMALL, PROMPT, 5)
+        assert result.backend == "live" and result.fell_back
+    assert dead.calls == 2  # two failures open the circuit; later requests skip it
+    assert sample(registry, "costmesh_backend_fallbacks_total", "live") == 5
+    assert sample(registry, "costmesh_backend_failures_total", "dead") == 2
+    assert sample(registry, "costmesh_backend_skipped_total", "dead") == 3
+    assert sample(registry, "costmesh_backend_circuit_open", "dead") == 1
+
+
+async def test_every_circuit_open_still_tries_rather_than_refusing() -> None:
+    dead = CountingDead()
+    core, _ = build(dead)
+    for _ in range(3):
+        with pytest.raises(BackendUnavailable, match="every small backend failed"):
+            await core.generate(Tier.SMALL, PROMPT, 5)
+    assert dead.calls == 3
+
+
+async def test_stream_falls_over_before_the_first_delta() -> None:
+    core, _ = build(DeadBackend("dead"), EchoBackend("live"))
+    items = [item async for item in core.stream(Tier.SMALL, PROMPT, 5)]
+    *deltas, final = items
+    assert "".join(str(d) for d in deltas).strip() == "echo: hello there"
+    assert not isinstance(final, str) and final.backend == "live" and final.fell_back
