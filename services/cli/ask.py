@@ -61,6 +61,7 @@ def summary(response: orchestrator_pb2.CompletionResponse) -> dict[str, Any]:
         "cost_usd": response.cost.cost_usd,
         "baseline_cost_usd": response.cost.baseline_cost_usd,
         "savings_usd": response.cost.savings_usd,
+        "savings_by_intervention": dict(response.cost.savings_by_intervention),
         "trace_id": response.trace_id,
         "stages": [{"stage": s.stage, "ms": round(s.duration_ms, 2), "outcome": s.outcome} for s in response.stages],
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -78,14 +78,14 @@ class InferenceCore:
             raise InvalidInput(f"tier {tier.value!r} is not configured") from None
 
     def _priced(
-        self, tier: Tier, completion: Completion, backend: str, removed_prompt_tokens: int, fell_back: bool
+        self, tier: Tier, completion: Completion, backend: str, removed_tokens: Mapping[str, int] | None, fell_back: bool
     ) -> GenerateResult:
         cost = cost_of(
             completion.usage,
             self._tier(tier).price_model,
             self._tiers[Tier.LARGE].price_model if Tier.LARGE in self._tiers else self._tier(tier).price_model,
             self._prices,
-            removed_prompt_tokens,
+            removed_tokens,
         )
         self._metrics.cost.labels(tier.value).inc(cost.cost_usd)
         self._metrics.baseline.labels(tier.value).inc(cost.baseline_cost_usd)
@@ -119,7 +119,7 @@ class InferenceCore:
         self._metrics.circuit_open.labels(tier.value, name).set(int(breaker.state is not State.CLOSED))
 
     async def generate(
-        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_prompt_tokens: int = 0
+        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None = None
     ) -> GenerateResult:
         errors: list[str] = []
         for index, backend in self._attempts(tier):
@@ -137,11 +137,11 @@ class InferenceCore:
             self._record(tier, index, ok=True)
             if index:
                 self._metrics.fallbacks.labels(tier.value, backend.name).inc()
-            return self._priced(tier, completion, backend.name, removed_prompt_tokens, fell_back=index > 0)
+            return self._priced(tier, completion, backend.name, removed_tokens, fell_back=index > 0)
         raise BackendUnavailable(f"every {tier.value} backend failed: {'; '.join(errors)}")
 
     async def stream(
-        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_prompt_tokens: int = 0
+        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None = None
     ) -> AsyncIterator[str | GenerateResult]:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
         errors: list[str] = []
@@ -153,7 +153,7 @@ class InferenceCore:
                         self._record(tier, index, ok=True)
                         if index:
                             self._metrics.fallbacks.labels(tier.value, backend.name).inc()
-                        yield self._priced(tier, item, backend.name, removed_prompt_tokens, fell_back=index > 0)
+                        yield self._priced(tier, item, backend.name, removed_tokens, fell_back=index > 0)
                         return
                     started = True
                     yield item

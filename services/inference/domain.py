@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -54,6 +55,8 @@ class Cost:
     cost_usd: float
     baseline_cost_usd: float
     price_model: str
+    # baseline - cost, split by intervention; see CostReport.savings_by_intervention in common.proto
+    by_intervention: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def savings_usd(self) -> float:

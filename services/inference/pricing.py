@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.inference.domain import Cost, Usage
@@ -37,14 +38,29 @@ def price_of(usage: Usage, price: Price, batch: bool = False) -> float:
 
 
 def cost_of(
-    usage: Usage, price_model: str, baseline_model: str, prices: dict[str, Price], removed_prompt_tokens: int
+    usage: Usage,
+    price_model: str,
+    baseline_model: str,
+    prices: Mapping[str, Price],
+    removed_tokens: Mapping[str, int] | None = None,
 ) -> Cost:
-    """Cost of this call, and of the baseline: the large model, the full prompt, no prefix cache."""
-    baseline_usage = Usage(
-        prompt_tokens=usage.prompt_tokens + max(0, removed_prompt_tokens), completion_tokens=usage.completion_tokens
-    )
+    """Cost of this call, and of the baseline: the large model, the full prompt, no prefix cache.
+
+    The difference is split by intervention, walking from the baseline to this call: the tokens pruning and
+    compression removed (at the baseline's input price), then the cheaper tier ("routing", both priced with
+    no prefix cache), then the prefix cache's discount on this tier. The parts add up to baseline - cost.
+    """
+    removed = {name: n for name, n in (removed_tokens or {}).items() if n > 0}
+    price, baseline_price = prices[price_model], prices[baseline_model]
+    uncached = Usage(usage.prompt_tokens, usage.completion_tokens)
+    baseline_usage = Usage(usage.prompt_tokens + sum(removed.values()), usage.completion_tokens)
+    cost = price_of(usage, price)
+    by_intervention = {name: PER_TOKEN * n * baseline_price.input_per_m for name, n in removed.items()}
+    by_intervention["routing"] = price_of(uncached, baseline_price) - price_of(uncached, price)
+    by_intervention["prefix_cache"] = price_of(uncached, price) - cost
     return Cost(
-        cost_usd=price_of(usage, prices[price_model]),
-        baseline_cost_usd=price_of(baseline_usage, prices[baseline_model]),
+        cost_usd=cost,
+        baseline_cost_usd=price_of(baseline_usage, baseline_price),
         price_model=price_model,
+        by_intervention={name: usd for name, usd in by_intervention.items() if usd},
     )

@@ -37,6 +37,13 @@ def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -
     return TIERS[request.tier], ChatPrompt(tuple(messages), sampling)
 
 
+def removed_tokens(request: inference_pb2.GenerateRequest) -> dict[str, int]:
+    negative = sorted(name for name, n in request.removed_tokens.items() if n < 0)
+    if negative:
+        raise InvalidInput(f"removed_tokens must be >= 0; negative for {negative}")
+    return dict(request.removed_tokens)
+
+
 def to_response(result: GenerateResult) -> inference_pb2.GenerateResponse:
     c = result.completion
     return inference_pb2.GenerateResponse(
@@ -54,6 +61,7 @@ def to_response(result: GenerateResult) -> inference_pb2.GenerateResponse:
             baseline_cost_usd=result.cost.baseline_cost_usd,
             savings_usd=result.cost.savings_usd,
             price_model=result.cost.price_model,
+            savings_by_intervention=dict(result.cost.by_intervention),
         ),
         logprobs=[inference_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in c.logprobs],
         fell_back=result.fell_back,
@@ -71,7 +79,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     ) -> inference_pb2.GenerateResponse:
         tier, prompt = to_prompt(request, self._default_max_tokens)
         result = await self._core.generate(
-            tier, prompt, remaining_s(context, self._timeout_s), request.removed_prompt_tokens
+            tier, prompt, remaining_s(context, self._timeout_s), removed_tokens(request)
         )
         return to_response(result)
 
@@ -80,7 +88,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     ) -> AsyncIterator[inference_pb2.GenerateChunk]:
         tier, prompt = to_prompt(request, self._default_max_tokens)
         timeout = remaining_s(context, self._timeout_s)
-        async for item in self._core.stream(tier, prompt, timeout, request.removed_prompt_tokens):
+        async for item in self._core.stream(tier, prompt, timeout, removed_tokens(request)):
             if isinstance(item, str):
                 yield inference_pb2.GenerateChunk(delta=item)
             else:

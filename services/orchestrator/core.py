@@ -174,9 +174,10 @@ class Pipeline:
         )
         route = await route_task
         messages = assemble(pruned, compressed)
-        removed = (response.pruning.tokens_before - response.pruning.tokens_after) + (
-            response.compression.tokens_before - response.compression.tokens_after
-        )
+        removed = {
+            "pruning": response.pruning.tokens_before - response.pruning.tokens_after,
+            "compression": response.compression.tokens_before - response.compression.tokens_after,
+        }
         response.route.CopyFrom(route)
         prepared.generate = inference_pb2.GenerateRequest(
             tenant=request.tenant,
@@ -184,7 +185,7 @@ class Pipeline:
             tier=route.tier,
             messages=messages,
             sampling=request.sampling,
-            removed_prompt_tokens=max(0, removed),
+            removed_tokens={name: n for name, n in removed.items() if n > 0},
         )
         return prepared
 
@@ -214,6 +215,7 @@ class Pipeline:
                 tier=hit.tier, confidence=1.0, classifier="cache", reason="answered from the cache; no model call"
             )
         )
+        kind = common_pb2.CacheHitKind.Name(response.cache.kind).removeprefix("CACHE_HIT_KIND_").lower()
         # Nothing is billed; the whole baseline is what the hit avoided.
         response.cost.CopyFrom(
             common_pb2.CostReport(
@@ -221,11 +223,12 @@ class Pipeline:
                 baseline_cost_usd=hit.baseline_cost_usd,
                 savings_usd=hit.baseline_cost_usd,
                 price_model="cache",
+                savings_by_intervention={f"cache_{kind}": hit.baseline_cost_usd},
             )
         )
-        kind = common_pb2.CacheHitKind.Name(response.cache.kind).removeprefix("CACHE_HIT_KIND_").lower()
-        self._metrics.requests.labels(tier=common_pb2.Tier.Name(hit.tier), cache=kind).inc()
-        self._metrics.savings.labels(intervention=f"cache_{kind}").inc(hit.baseline_cost_usd)
+        tier = common_pb2.Tier.Name(hit.tier)
+        self._metrics.requests.labels(tier=tier, cache=kind).inc()
+        self._metrics.count_savings(tier, response.cost)
         return prepared
 
     async def _embed(
@@ -344,7 +347,7 @@ class Pipeline:
         response.cost.CopyFrom(result.cost)
         tier_name = common_pb2.Tier.Name(response.route.tier)
         self._metrics.requests.labels(tier=tier_name, cache="miss").inc()
-        self._metrics.savings.labels(intervention="routing_and_context").inc(result.cost.savings_usd)
+        self._metrics.count_savings(tier_name, result.cost)
         answer = cache_pb2.CachedAnswer(
             answer=result.text,
             model=result.model,

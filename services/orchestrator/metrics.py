@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from costmesh.v1 import common_pb2
+
 
 class OrchestratorMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -16,10 +18,23 @@ class OrchestratorMetrics:
         self.router_fallbacks = Counter(
             "costmesh_router_fallbacks", "Requests routed by default: router over budget or down", registry=registry
         )
+        self.cost = Counter("costmesh_request_cost_usd", "Dollars billed for requests, by tier", ["tier"], registry=registry)
+        self.baseline = Counter(
+            "costmesh_request_baseline_cost_usd",
+            "What the same requests would cost on the large model at full context, uncached",
+            ["tier"],
+            registry=registry,
+        )
         self.savings = Counter(
             "costmesh_savings_usd",
-            "Dollars saved against the baseline, by intervention",
-            ["intervention"],
+            "Dollars saved against the baseline, by intervention and tier",
+            ["intervention", "tier"],
+            registry=registry,
+        )
+        self.overspend = Counter(
+            "costmesh_overspend_usd",
+            "Dollars an intervention cost beyond the baseline (a negative saving), by intervention and tier",
+            ["intervention", "tier"],
             registry=registry,
         )
         self.stage_latency = Histogram(
@@ -29,3 +44,10 @@ class OrchestratorMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+
+    def count_savings(self, tier: str, cost: common_pb2.CostReport) -> None:
+        self.cost.labels(tier).inc(cost.cost_usd)
+        self.baseline.labels(tier).inc(cost.baseline_cost_usd)
+        for intervention, usd in cost.savings_by_intervention.items():
+            # Counters only go up: a negative saving is counted as overspend instead.
+            (self.savings if usd >= 0 else self.overspend).labels(intervention, tier).inc(abs(usd))

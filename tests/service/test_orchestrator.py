@@ -66,6 +66,17 @@ async def test_miss_then_exact_hit(mesh: Mesh) -> None:
     assert second.answer == first.answer
     assert second.cost.cost_usd == 0
     assert second.cost.savings_usd == pytest.approx(first.cost.baseline_cost_usd)
+    assert dict(second.cost.savings_by_intervention) == {"cache_exact": pytest.approx(second.cost.savings_usd)}
+    # Savings by intervention, as Prometheus counts them: routing on the miss, the cache on the hit.
+    registry = mesh.services["orchestrator"].registry
+    by = {
+        i: registry.get_sample_value("costmesh_savings_usd_total", {"intervention": i, "tier": "TIER_SMALL"})
+        for i in ("routing", "cache_exact")
+    }
+    assert by == {
+        "routing": pytest.approx(first.cost.savings_by_intervention["routing"]),
+        "cache_exact": pytest.approx(second.cost.savings_usd),
+    }
     # An exact hit is served without waiting for the embedding or asking the semantic tier.
     assert {t.stage for t in second.stages} == {"cache_exact"}
 
@@ -82,6 +93,10 @@ async def test_forced_tier_and_compressed_documents(mesh: Mesh) -> None:
     assert reply.route.classifier == "request"
     assert reply.compression.applied
     assert reply.compression.tokens_after < reply.compression.tokens_before
+    # The large tier saves nothing by routing; the removed tokens are compression's saving.
+    removed = reply.compression.tokens_before - reply.compression.tokens_after
+    assert set(reply.cost.savings_by_intervention) == {"compression"}
+    assert reply.cost.savings_by_intervention["compression"] == pytest.approx(removed * 2.50 / 1e6)
 
 
 async def test_stream_yields_deltas_then_the_full_response(mesh: Mesh) -> None:

@@ -149,7 +149,7 @@ def generate_request(tier: int = common_pb2.TIER_SMALL) -> inference_pb2.Generat
         tenant="acme",
         tier=tier,
         messages=[common_pb2.Message(role=USER, content="hello there")],  # type: ignore[arg-type]
-        removed_prompt_tokens=100,
+        removed_tokens={"pruning": 100},
     )
 
 
@@ -162,6 +162,16 @@ async def test_inference_falls_back_to_the_next_backend_and_prices_the_call() ->
         assert reply.fell_back
         assert reply.cost.price_model == "gpt-4o-mini"
         assert 0 < reply.cost.cost_usd < reply.cost.baseline_cost_usd
+        assert set(reply.cost.savings_by_intervention) == {"pruning", "routing"}
+        assert sum(reply.cost.savings_by_intervention.values()) == pytest.approx(
+            reply.cost.baseline_cost_usd - reply.cost.cost_usd
+        )
+        bad = generate_request()
+        bad.removed_tokens["pruning"] = -5
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await inference_pb2_grpc.InferenceStub(channel).Generate(bad)
+        assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert "removed_tokens must be >= 0" in (refused.value.details() or "")
         assert reply.logprobs[0].token == "echo"
 
 

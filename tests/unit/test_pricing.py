@@ -29,10 +29,24 @@ def test_batch_discount() -> None:
 
 def test_baseline_is_large_model_on_the_full_prompt_without_prefix_cache() -> None:
     usage = Usage(prompt_tokens=400, completion_tokens=50, cached_prompt_tokens=100)
-    cost = cost_of(usage, "gpt-4o-mini", "gpt-4o", DEFAULT_PRICES, removed_prompt_tokens=600)
+    cost = cost_of(usage, "gpt-4o-mini", "gpt-4o", DEFAULT_PRICES, {"pruning": 500, "compression": 100})
     assert cost.cost_usd == pytest.approx((300 * 0.15 + 100 * 0.075 + 50 * 0.60) / 1e6)
     assert cost.baseline_cost_usd == pytest.approx((1000 * 2.50 + 50 * 10.0) / 1e6)
     assert cost.savings_usd == pytest.approx(cost.baseline_cost_usd - cost.cost_usd)
+
+
+def test_savings_split_by_intervention_add_up() -> None:
+    usage = Usage(prompt_tokens=400, completion_tokens=50, cached_prompt_tokens=100)
+    cost = cost_of(usage, "gpt-4o-mini", "gpt-4o", DEFAULT_PRICES, {"pruning": 500, "compression": 100, "none": 0})
+    parts = cost.by_intervention
+    assert set(parts) == {"pruning", "compression", "routing", "prefix_cache"}
+    assert parts["pruning"] == pytest.approx(500 * 2.50 / 1e6)  # removed tokens at the baseline's input price
+    assert parts["compression"] == pytest.approx(100 * 2.50 / 1e6)
+    assert parts["routing"] == pytest.approx((400 * (2.50 - 0.15) + 50 * (10.0 - 0.60)) / 1e6)
+    assert parts["prefix_cache"] == pytest.approx(100 * (0.15 - 0.075) / 1e6)
+    assert sum(parts.values()) == pytest.approx(cost.baseline_cost_usd - cost.cost_usd)
+    same_tier = cost_of(Usage(400, 50), "gpt-4o", "gpt-4o", DEFAULT_PRICES)
+    assert same_tier.by_intervention == {} and same_tier.savings_usd == 0
 
 
 def test_price_table_rows_come_from_config(monkeypatch: pytest.MonkeyPatch) -> None:

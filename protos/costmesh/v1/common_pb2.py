@@ -24,21 +24,23 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63ostmesh/v1/common.proto\x12\x0b\x63ostmesh.v1\";\n\x07Message\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.costmesh.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa8\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x10\n\x08logprobs\x18\x06 \x01(\x08\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xa7\x01\n\x0c\x43\x61\x63heControl\x12\x10\n\x08no_cache\x18\x01 \x01(\x08\x12\x10\n\x08no_store\x18\x02 \x01(\x08\x12\x11\n\tmax_age_s\x18\x03 \x01(\x05\x12\r\n\x05ttl_s\x18\x04 \x01(\x05\x12!\n\x14similarity_threshold\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x15\n\rallow_sampled\x18\x06 \x01(\x08\x42\x17\n\x15_similarity_threshold\"M\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.costmesh.v1.DocumentKind\"\\\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\x05\"c\n\nCostReport\x12\x10\n\x08\x63ost_usd\x18\x01 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x02 \x01(\x01\x12\x13\n\x0bsavings_usd\x18\x03 \x01(\x01\x12\x13\n\x0bprice_model\x18\x04 \x01(\t\"\xa9\x01\n\rRouteDecision\x12\x1f\n\x04tier\x18\x01 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nclassifier\x18\x04 \x01(\t\x12\x11\n\tfell_back\x18\x05 \x01(\x08\x12\x11\n\tescalated\x18\x06 \x01(\x08\x12\x19\n\x11\x65scalation_reason\x18\x07 \x01(\t\"\x9b\x01\n\rCacheDecision\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.costmesh.v1.CacheHitKind\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07skipped\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\r\n\x05\x61ge_s\x18\x07 \x01(\x03\"s\n\x11\x43ompressionReport\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x15\n\rtokens_before\x18\x02 \x01(\x05\x12\x14\n\x0ctokens_after\x18\x03 \x01(\x05\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\"|\n\rPruningReport\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x15\n\rtokens_before\x18\x02 \x01(\x05\x12\x14\n\x0ctokens_after\x18\x03 \x01(\x05\x12\x1b\n\x13messages_summarized\x18\x04 \x01(\x05\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\"B\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"*\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\r\n\x05model\x18\x02 \x01(\t*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*<\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_SMALL\x10\x01\x12\x0e\n\nTIER_LARGE\x10\x02*|\n\x0c\x44ocumentKind\x12\x1d\n\x19\x44OCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44OCUMENT_KIND_CONTEXT\x10\x01\x12\x19\n\x15\x44OCUMENT_KIND_EXAMPLE\x10\x02\x12\x17\n\x13\x44OCUMENT_KIND_FIXED\x10\x03*~\n\x0c\x43\x61\x63heHitKind\x12\x1e\n\x1a\x43\x41\x43HE_HIT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41\x43HE_HIT_KIND_MISS\x10\x01\x12\x18\n\x14\x43\x41\x43HE_HIT_KIND_EXACT\x10\x02\x12\x1b\n\x17\x43\x41\x43HE_HIT_KIND_SEMANTIC\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63ostmesh/v1/common.proto\x12\x0b\x63ostmesh.v1\";\n\x07Message\x12\x1f\n\x04role\x18\x01 \x01(\x0e\x32\x11.costmesh.v1.Role\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\xa8\x01\n\x0eSamplingParams\x12\x18\n\x0btemperature\x18\x01 \x01(\x02H\x00\x88\x01\x01\x12\x12\n\x05top_p\x18\x02 \x01(\x02H\x01\x88\x01\x01\x12\x12\n\nmax_tokens\x18\x03 \x01(\x05\x12\x0c\n\x04stop\x18\x04 \x03(\t\x12\x11\n\x04seed\x18\x05 \x01(\x03H\x02\x88\x01\x01\x12\x10\n\x08logprobs\x18\x06 \x01(\x08\x42\x0e\n\x0c_temperatureB\x08\n\x06_top_pB\x07\n\x05_seed\"\xa7\x01\n\x0c\x43\x61\x63heControl\x12\x10\n\x08no_cache\x18\x01 \x01(\x08\x12\x10\n\x08no_store\x18\x02 \x01(\x08\x12\x11\n\tmax_age_s\x18\x03 \x01(\x05\x12\r\n\x05ttl_s\x18\x04 \x01(\x05\x12!\n\x14similarity_threshold\x18\x05 \x01(\x02H\x00\x88\x01\x01\x12\x15\n\rallow_sampled\x18\x06 \x01(\x08\x42\x17\n\x15_similarity_threshold\"M\n\x08\x44ocument\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\'\n\x04kind\x18\x03 \x01(\x0e\x32\x19.costmesh.v1.DocumentKind\"\\\n\nTokenUsage\x12\x15\n\rprompt_tokens\x18\x01 \x01(\x05\x12\x19\n\x11\x63ompletion_tokens\x18\x02 \x01(\x05\x12\x1c\n\x14\x63\x61\x63hed_prompt_tokens\x18\x03 \x01(\x05\"\xf6\x01\n\nCostReport\x12\x10\n\x08\x63ost_usd\x18\x01 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x02 \x01(\x01\x12\x13\n\x0bsavings_usd\x18\x03 \x01(\x01\x12\x13\n\x0bprice_model\x18\x04 \x01(\t\x12S\n\x17savings_by_intervention\x18\x05 \x03(\x0b\x32\x32.costmesh.v1.CostReport.SavingsByInterventionEntry\x1a<\n\x1aSavingsByInterventionEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xa9\x01\n\rRouteDecision\x12\x1f\n\x04tier\x18\x01 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x12\n\nclassifier\x18\x04 \x01(\t\x12\x11\n\tfell_back\x18\x05 \x01(\x08\x12\x11\n\tescalated\x18\x06 \x01(\x08\x12\x19\n\x11\x65scalation_reason\x18\x07 \x01(\t\"\x9b\x01\n\rCacheDecision\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.costmesh.v1.CacheHitKind\x12\x12\n\nsimilarity\x18\x02 \x01(\x02\x12\x0b\n\x03key\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07skipped\x18\x05 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x06 \x01(\x08\x12\r\n\x05\x61ge_s\x18\x07 \x01(\x03\"s\n\x11\x43ompressionReport\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x15\n\rtokens_before\x18\x02 \x01(\x05\x12\x14\n\x0ctokens_after\x18\x03 \x01(\x05\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\"|\n\rPruningReport\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x08\x12\x15\n\rtokens_before\x18\x02 \x01(\x05\x12\x14\n\x0ctokens_after\x18\x03 \x01(\x05\x12\x1b\n\x13messages_summarized\x18\x04 \x01(\x05\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\x08\"B\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x02 \x01(\x01\x12\x0f\n\x07outcome\x18\x03 \x01(\t\"*\n\tEmbedding\x12\x0e\n\x06values\x18\x01 \x03(\x02\x12\r\n\x05model\x18\x02 \x01(\t*_\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x0f\n\x0bROLE_SYSTEM\x10\x01\x12\r\n\tROLE_USER\x10\x02\x12\x12\n\x0eROLE_ASSISTANT\x10\x03\x12\r\n\tROLE_TOOL\x10\x04*<\n\x04Tier\x12\x14\n\x10TIER_UNSPECIFIED\x10\x00\x12\x0e\n\nTIER_SMALL\x10\x01\x12\x0e\n\nTIER_LARGE\x10\x02*|\n\x0c\x44ocumentKind\x12\x1d\n\x19\x44OCUMENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15\x44OCUMENT_KIND_CONTEXT\x10\x01\x12\x19\n\x15\x44OCUMENT_KIND_EXAMPLE\x10\x02\x12\x17\n\x13\x44OCUMENT_KIND_FIXED\x10\x03*~\n\x0c\x43\x61\x63heHitKind\x12\x1e\n\x1a\x43\x41\x43HE_HIT_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13\x43\x41\x43HE_HIT_KIND_MISS\x10\x01\x12\x18\n\x14\x43\x41\x43HE_HIT_KIND_EXACT\x10\x02\x12\x1b\n\x17\x43\x41\x43HE_HIT_KIND_SEMANTIC\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1402
-  _globals['_ROLE']._serialized_end=1497
-  _globals['_TIER']._serialized_start=1499
-  _globals['_TIER']._serialized_end=1559
-  _globals['_DOCUMENTKIND']._serialized_start=1561
-  _globals['_DOCUMENTKIND']._serialized_end=1685
-  _globals['_CACHEHITKIND']._serialized_start=1687
-  _globals['_CACHEHITKIND']._serialized_end=1813
+  _globals['_COSTREPORT_SAVINGSBYINTERVENTIONENTRY']._loaded_options = None
+  _globals['_COSTREPORT_SAVINGSBYINTERVENTIONENTRY']._serialized_options = b'8\001'
+  _globals['_ROLE']._serialized_start=1550
+  _globals['_ROLE']._serialized_end=1645
+  _globals['_TIER']._serialized_start=1647
+  _globals['_TIER']._serialized_end=1707
+  _globals['_DOCUMENTKIND']._serialized_start=1709
+  _globals['_DOCUMENTKIND']._serialized_end=1833
+  _globals['_CACHEHITKIND']._serialized_start=1835
+  _globals['_CACHEHITKIND']._serialized_end=1961
   _globals['_MESSAGE']._serialized_start=41
   _globals['_MESSAGE']._serialized_end=100
   _globals['_SAMPLINGPARAMS']._serialized_start=103
@@ -49,18 +51,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENT']._serialized_end=520
   _globals['_TOKENUSAGE']._serialized_start=522
   _globals['_TOKENUSAGE']._serialized_end=614
-  _globals['_COSTREPORT']._serialized_start=616
-  _globals['_COSTREPORT']._serialized_end=715
-  _globals['_ROUTEDECISION']._serialized_start=718
-  _globals['_ROUTEDECISION']._serialized_end=887
-  _globals['_CACHEDECISION']._serialized_start=890
-  _globals['_CACHEDECISION']._serialized_end=1045
-  _globals['_COMPRESSIONREPORT']._serialized_start=1047
-  _globals['_COMPRESSIONREPORT']._serialized_end=1162
-  _globals['_PRUNINGREPORT']._serialized_start=1164
-  _globals['_PRUNINGREPORT']._serialized_end=1288
-  _globals['_STAGETIMING']._serialized_start=1290
-  _globals['_STAGETIMING']._serialized_end=1356
-  _globals['_EMBEDDING']._serialized_start=1358
-  _globals['_EMBEDDING']._serialized_end=1400
+  _globals['_COSTREPORT']._serialized_start=617
+  _globals['_COSTREPORT']._serialized_end=863
+  _globals['_COSTREPORT_SAVINGSBYINTERVENTIONENTRY']._serialized_start=803
+  _globals['_COSTREPORT_SAVINGSBYINTERVENTIONENTRY']._serialized_end=863
+  _globals['_ROUTEDECISION']._serialized_start=866
+  _globals['_ROUTEDECISION']._serialized_end=1035
+  _globals['_CACHEDECISION']._serialized_start=1038
+  _globals['_CACHEDECISION']._serialized_end=1193
+  _globals['_COMPRESSIONREPORT']._serialized_start=1195
+  _globals['_COMPRESSIONREPORT']._serialized_end=1310
+  _globals['_PRUNINGREPORT']._serialized_start=1312
+  _globals['_PRUNINGREPORT']._serialized_end=1436
+  _globals['_STAGETIMING']._serialized_start=1438
+  _globals['_STAGETIMING']._serialized_end=1504
+  _globals['_EMBEDDING']._serialized_start=1506
+  _globals['_EMBEDDING']._serialized_end=1548
 # @@protoc_insertion_point(module_scope)

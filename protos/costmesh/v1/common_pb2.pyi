@@ -286,15 +286,43 @@ class CostReport(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class SavingsByInterventionEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.float
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.float = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     COST_USD_FIELD_NUMBER: _builtins.int
     BASELINE_COST_USD_FIELD_NUMBER: _builtins.int
     SAVINGS_USD_FIELD_NUMBER: _builtins.int
     PRICE_MODEL_FIELD_NUMBER: _builtins.int
+    SAVINGS_BY_INTERVENTION_FIELD_NUMBER: _builtins.int
     cost_usd: _builtins.float
     baseline_cost_usd: _builtins.float
     savings_usd: _builtins.float
     price_model: _builtins.str
     """which model's prices priced cost_usd"""
+    @_builtins.property
+    def savings_by_intervention(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
+        """savings_usd split by what earned it: "cache_exact", "cache_semantic", "routing" (the cheap tier's
+        prices), "prefix_cache" (cached input tokens), "pruning", "compression". The parts add up to
+        baseline_cost_usd - cost_usd; a part is negative when an intervention cost more than it saved.
+        """
+
     def __init__(
         self,
         *,
@@ -302,10 +330,11 @@ class CostReport(_message.Message):
         baseline_cost_usd: _builtins.float = ...,
         savings_usd: _builtins.float = ...,
         price_model: _builtins.str = ...,
+        savings_by_intervention: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_cost_usd", b"baseline_cost_usd", "cost_usd", b"cost_usd", "price_model", b"price_model", "savings_usd", b"savings_usd"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_cost_usd", b"baseline_cost_usd", "cost_usd", b"cost_usd", "price_model", b"price_model", "savings_by_intervention", b"savings_by_intervention", "savings_usd", b"savings_usd"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

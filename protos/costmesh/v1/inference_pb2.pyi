@@ -23,26 +23,48 @@ DESCRIPTOR: _descriptor.FileDescriptor
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class RemovedTokensEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.int
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.int = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     TENANT_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     TIER_FIELD_NUMBER: _builtins.int
     MESSAGES_FIELD_NUMBER: _builtins.int
     SAMPLING_FIELD_NUMBER: _builtins.int
-    REMOVED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    REMOVED_TOKENS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     request_id: _builtins.str
     tier: _common_pb2.Tier.ValueType
     """required"""
-    removed_prompt_tokens: _builtins.int
-    """Prompt tokens that pruning and compression removed from the original request. The baseline
-    (large model, full context) is priced on prompt_tokens + removed_prompt_tokens.
-    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]:
         """the prompt as sent, static content first"""
 
     @_builtins.property
     def sampling(self) -> _common_pb2.SamplingParams: ...
+    @_builtins.property
+    def removed_tokens(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]:
+        """Prompt tokens removed from the original request, by intervention ("pruning", "compression"). The
+        baseline (large model, full context) is priced on prompt_tokens plus all of these.
+        """
+
     def __init__(
         self,
         *,
@@ -51,11 +73,11 @@ class GenerateRequest(_message.Message):
         tier: _common_pb2.Tier.ValueType = ...,
         messages: _abc.Iterable[_common_pb2.Message] | None = ...,
         sampling: _common_pb2.SamplingParams | None = ...,
-        removed_prompt_tokens: _builtins.int = ...,
+        removed_tokens: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "removed_prompt_tokens", b"removed_prompt_tokens", "request_id", b"request_id", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "removed_tokens", b"removed_tokens", "request_id", b"request_id", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
