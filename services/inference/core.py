@@ -78,7 +78,12 @@ class InferenceCore:
             raise InvalidInput(f"tier {tier.value!r} is not configured") from None
 
     def _priced(
-        self, tier: Tier, completion: Completion, backend: str, removed_tokens: Mapping[str, int] | None, fell_back: bool
+        self,
+        tier: Tier,
+        completion: Completion,
+        backend: str,
+        removed_tokens: Mapping[str, int] | None,
+        fell_back: bool,
     ) -> GenerateResult:
         cost = cost_of(
             completion.usage,

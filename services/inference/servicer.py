@@ -78,9 +78,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self, request: inference_pb2.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> inference_pb2.GenerateResponse:
         tier, prompt = to_prompt(request, self._default_max_tokens)
-        result = await self._core.generate(
-            tier, prompt, remaining_s(context, self._timeout_s), removed_tokens(request)
-        )
+        result = await self._core.generate(tier, prompt, remaining_s(context, self._timeout_s), removed_tokens(request))
         return to_response(result)
 
     async def GenerateStream(

@@ -18,7 +18,9 @@ class OrchestratorMetrics:
         self.router_fallbacks = Counter(
             "costmesh_router_fallbacks", "Requests routed by default: router over budget or down", registry=registry
         )
-        self.cost = Counter("costmesh_request_cost_usd", "Dollars billed for requests, by tier", ["tier"], registry=registry)
+        self.cost = Counter(
+            "costmesh_request_cost_usd", "Dollars billed for requests, by tier", ["tier"], registry=registry
+        )
         self.baseline = Counter(
             "costmesh_request_baseline_cost_usd",
             "What the same requests would cost on the large model at full context, uncached",
