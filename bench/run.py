@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, mesh
+from bench import cache, mesh, prefix
 
-BENCHES: dict[str, Callable[[list[str]], int]] = {"mesh": mesh.main, "cache": cache.main}
+BENCHES: dict[str, Callable[[list[str]], int]] = {"mesh": mesh.main, "cache": cache.main, "prefix": prefix.main}
 
 
 def main(name: str, args: list[str]) -> int:

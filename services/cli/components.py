@@ -141,6 +141,7 @@ def vllm(s: StackSettings, tier: str) -> Component:
             model_dtype(s),
             "--enforce-eager",
             "--enable-prefix-caching",
+            "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens, priced as cached input
             "--max-model-len",
             "8192",
         ],
