@@ -1,4 +1,4 @@
-"""The request pipeline: cache -> (summarizer || compressor) -> router -> inference -> cache.
+"""The request pipeline: cache -> (summarizer || compressor) -> router -> inference [-> escalation] -> cache.
 
 Independent stages run concurrently: the router is asked while the cache is consulted, and pruning
 runs beside compression. Optional stages fail open (counted, marked degraded in the response); only
@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -30,6 +30,7 @@ from services.common.contracts import role_pairs
 from services.common.errors import BudgetExceeded
 from services.common.telemetry import current_trace_id
 from services.orchestrator.embedding import Embedder, embedding_text
+from services.orchestrator.escalation import EscalationPolicy, judge
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.prompt import assemble
 from services.orchestrator.stages import Generator, Stages
@@ -59,6 +60,7 @@ class Prepared:
     embedding: common_pb2.Embedding
     hit: cache_pb2.CachedAnswer | None = None
     generate: inference_pb2.GenerateRequest | None = None
+    multi_step: bool = False  # the router's signal: the task needs multi-step reasoning
 
 
 class Pipeline:
@@ -70,6 +72,7 @@ class Pipeline:
         default_tier: common_pb2.Tier.ValueType,
         metrics: OrchestratorMetrics,
         embedder: Embedder | None = None,
+        escalation: EscalationPolicy | None = None,
     ) -> None:
         self._stages = stages
         self._generator = generator
@@ -77,6 +80,7 @@ class Pipeline:
         self._default_tier = default_tier
         self._metrics = metrics
         self._embedder = embedder
+        self._escalation = escalation  # None: the cheap tier's answers are never second-guessed
 
     # ---- public entry points -------------------------------------------------------------------------
 
@@ -85,15 +89,9 @@ class Pipeline:
     ) -> orchestrator_pb2.CompletionResponse:
         deadline = time.monotonic() + timeout_s
         prepared = await self._prepare(request, deadline)
-        generate = prepared.generate
-        if generate is None:
+        if prepared.generate is None:
             return prepared.response
-        result = await self._timed_required(
-            "inference",
-            lambda t: self._generator.generate(generate, t),
-            deadline,
-            prepared.response,
-        )
+        result = await self._generate(request, prepared, deadline)
         return await self._finish(request, prepared, result, deadline)
 
     async def stream(
@@ -102,11 +100,14 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         prepared = await self._prepare(request, deadline)
         if prepared.generate is None:  # cache hit: replay it as a stream
-            words = prepared.response.answer.split(" ")
-            for i in range(0, len(words), REPLAY_CHUNK_WORDS):
-                piece = " ".join(words[i : i + REPLAY_CHUNK_WORDS])
-                yield orchestrator_pb2.CompletionChunk(delta=piece if i == 0 else " " + piece)
-            yield orchestrator_pb2.CompletionChunk(final=prepared.response)
+            for chunk in _replay(prepared.response):
+                yield chunk
+            return
+        if self._may_escalate(prepared):
+            # The cheap answer must be judged before anyone sees it: generate, judge, then replay.
+            result = await self._generate(request, prepared, deadline)
+            for chunk in _replay(await self._finish(request, prepared, result, deadline)):
+                yield chunk
             return
         started = time.perf_counter()
         final: inference_pb2.GenerateResponse | None = None
@@ -172,7 +173,9 @@ class Pipeline:
         pruned, compressed = await asyncio.gather(
             self._prune(request, deadline, response), self._compress(request, deadline, response)
         )
-        route = await route_task
+        routed = await route_task
+        route, prepared.multi_step = routed.decision, routed.needs_multi_step
+        self._metrics.routes.labels(tier=common_pb2.Tier.Name(route.tier)).inc()
         messages = assemble(pruned, compressed)
         removed = {
             "pruning": response.pruning.tokens_before - response.pruning.tokens_after,
@@ -258,10 +261,12 @@ class Pipeline:
         embedding: common_pb2.Embedding,
         deadline: float,
         response: orchestrator_pb2.CompletionResponse,
-    ) -> common_pb2.RouteDecision:
+    ) -> router_pb2.RouteResponse:
         if request.tier != common_pb2.TIER_UNSPECIFIED:
-            return common_pb2.RouteDecision(
-                tier=request.tier, confidence=1.0, classifier="request", reason="tier set by the request"
+            return router_pb2.RouteResponse(
+                decision=common_pb2.RouteDecision(
+                    tier=request.tier, confidence=1.0, classifier="request", reason="tier set by the request"
+                )
             )
         routed = await self._timed_optional(
             "router",
@@ -273,13 +278,15 @@ class Pipeline:
             response,
         )
         if routed is not None:
-            return routed.decision
+            return routed
         self._metrics.router_fallbacks.inc()
-        return common_pb2.RouteDecision(
-            tier=self._default_tier,
-            classifier="default",
-            fell_back=True,
-            reason=f"router missed its {self._budgets.router_s * 1000:.0f} ms budget or failed; default route",
+        return router_pb2.RouteResponse(
+            decision=common_pb2.RouteDecision(
+                tier=self._default_tier,
+                classifier="default",
+                fell_back=True,
+                reason=f"router missed its {self._budgets.router_s * 1000:.0f} ms budget or failed; default route",
+            )
         )
 
     async def _prune(
@@ -331,6 +338,62 @@ class Pipeline:
             return list(request.documents)
         response.compression.CopyFrom(compressed.report)
         return list(compressed.documents)
+
+    def _may_escalate(self, prepared: Prepared) -> bool:
+        """Only the router's cheap-tier choices are second-guessed, never a tier the request set."""
+        generate = prepared.generate
+        return (
+            self._escalation is not None
+            and generate is not None
+            and generate.tier == common_pb2.TIER_SMALL
+            and prepared.response.route.classifier != "request"
+        )
+
+    async def _generate(
+        self, request: orchestrator_pb2.CompletionRequest, prepared: Prepared, deadline: float
+    ) -> inference_pb2.GenerateResponse:
+        """The model call, with the cascade: cheap tier first, the large tier once if the answer fails."""
+        generate, response = prepared.generate, prepared.response
+        assert generate is not None  # a cache miss
+        if not self._may_escalate(prepared):
+            return await self._timed_required(
+                "inference", lambda t: self._generator.generate(generate, t), deadline, response
+            )
+        if prepared.multi_step:
+            self._escalated(response, "multi_step", "the router saw a multi-step task: the cheap tier was skipped")
+            generate.tier = common_pb2.TIER_LARGE
+            return await self._timed_required(
+                "inference", lambda t: self._generator.generate(generate, t), deadline, response
+            )
+        cheap_request = inference_pb2.GenerateRequest()
+        cheap_request.CopyFrom(generate)
+        cheap_request.sampling.logprobs = True  # the confidence check needs them
+        cheap = await self._timed_required(
+            "inference", lambda t: self._generator.generate(cheap_request, t), deadline, response
+        )
+        assert self._escalation is not None  # checked by _may_escalate
+        logprobs = [lp.logprob for lp in cheap.logprobs]
+        reason, detail = judge(cheap.text, cheap.finish_reason, logprobs, request.response_format, self._escalation)
+        if not reason:
+            if not request.sampling.logprobs:
+                del cheap.logprobs[:]
+            return cheap
+        self._escalated(response, reason, detail)
+        generate.tier = common_pb2.TIER_LARGE
+        large = await self._timed_required(
+            "escalation", lambda t: self._generator.generate(generate, t), deadline, response
+        )
+        # The rejected cheap call was paid for too: it is the escalation's (negative) saving.
+        large.cost.cost_usd += cheap.cost.cost_usd
+        large.cost.savings_usd = large.cost.baseline_cost_usd - large.cost.cost_usd
+        large.cost.savings_by_intervention["escalation"] = -cheap.cost.cost_usd
+        return large
+
+    def _escalated(self, response: orchestrator_pb2.CompletionResponse, reason: str, detail: str) -> None:
+        response.route.tier = common_pb2.TIER_LARGE
+        response.route.escalated = True
+        response.route.escalation_reason = f"{reason}: {detail}"
+        self._metrics.escalations.labels(reason=reason).inc()
 
     async def _finish(
         self,
@@ -422,6 +485,15 @@ class Pipeline:
         seconds = time.perf_counter() - started
         response.stages.append(common_pb2.StageTiming(stage=stage, duration_ms=seconds * 1000, outcome=outcome))
         self._metrics.stage_latency.labels(stage=stage).observe(seconds)
+
+
+def _replay(response: orchestrator_pb2.CompletionResponse) -> Iterator[orchestrator_pb2.CompletionChunk]:
+    """A finished answer as a stream: a few words per chunk, then the full response."""
+    words = response.answer.split(" ")
+    for i in range(0, len(words), REPLAY_CHUNK_WORDS):
+        piece = " ".join(words[i : i + REPLAY_CHUNK_WORDS])
+        yield orchestrator_pb2.CompletionChunk(delta=piece if i == 0 else " " + piece)
+    yield orchestrator_pb2.CompletionChunk(final=response)
 
 
 def _left(deadline: float) -> float:

@@ -15,6 +15,15 @@ class OrchestratorMetrics:
         self.degraded = Counter(
             "costmesh_stage_degraded", "Optional stages that failed open", ["stage", "outcome"], registry=registry
         )
+        self.routes = Counter(
+            "costmesh_route", "Routing decisions by tier (before escalation)", ["tier"], registry=registry
+        )
+        self.escalations = Counter(
+            "costmesh_escalations",
+            "Requests escalated from the cheap to the large tier, by reason",
+            ["reason"],
+            registry=registry,
+        )
         self.router_fallbacks = Counter(
             "costmesh_router_fallbacks", "Requests routed by default: router over budget or down", registry=registry
         )

@@ -11,6 +11,7 @@ from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages
 from services.orchestrator.core import Budgets, Pipeline
 from services.orchestrator.embedding import OnnxMiniLM
+from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
@@ -37,6 +38,15 @@ def load_embedder(settings: OrchestratorSettings) -> OnnxMiniLM | None:
     return OnnxMiniLM(folder, threads=settings.embedding_threads)
 
 
+def escalation_policy(settings: OrchestratorSettings) -> EscalationPolicy | None:
+    if not settings.escalation:
+        return None
+    return EscalationPolicy(
+        min_mean_token_prob=settings.escalation_min_mean_token_prob,
+        min_token_logprob=settings.escalation_min_token_logprob,
+    )
+
+
 async def build_server(settings: OrchestratorSettings) -> Service:
     service = new_service("orchestrator", settings, [SERVICE_NAME])
     stages = GrpcStages(settings)
@@ -47,6 +57,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         TIERS_BY_NAME[settings.default_tier],
         OrchestratorMetrics(service.registry),
         load_embedder(settings),  # loaded once, at start-up
+        escalation_policy(settings),
     )
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
         OrchestratorServicer(pipeline, settings.request_timeout_s), service.server

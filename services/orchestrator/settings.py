@@ -33,3 +33,8 @@ class OrchestratorSettings(ServiceSettings):
     embedding_threads: int = Field(default=2, ge=1)
     # Route used when the router misses its budget or fails: quality-safe by default.
     default_tier: Literal["small", "large"] = "large"
+    # The cascade: when the router picks the cheap tier, its answer is judged (services/orchestrator/
+    # escalation.py) and the large tier asked once if it fails. The thresholds are the cost/quality knob.
+    escalation: bool = True
+    escalation_min_mean_token_prob: float = Field(default=0.55, ge=0.0, le=1.0)
+    escalation_min_token_logprob: float = Field(default=-9.0, le=0.0)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
+
 from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.contracts import role_pairs
 from services.common.errors import InvalidInput
@@ -34,5 +38,14 @@ def validate(request: orchestrator_pb2.CompletionRequest) -> None:
         raise InvalidInput("cache.max_age_s and cache.ttl_s must be >= 0")
     if c.HasField("similarity_threshold") and not 0.0 <= c.similarity_threshold <= 1.0:
         raise InvalidInput("cache.similarity_threshold must be within [0, 1]")
+    if request.response_format:
+        check_schema(request.response_format)
     if request.tier not in (common_pb2.TIER_UNSPECIFIED, common_pb2.TIER_SMALL, common_pb2.TIER_LARGE):
         raise InvalidInput("tier must be TIER_UNSPECIFIED, TIER_SMALL or TIER_LARGE")
+
+
+def check_schema(response_format: str) -> None:
+    try:
+        jsonschema.validators.validator_for(schema := json.loads(response_format)).check_schema(schema)
+    except (json.JSONDecodeError, jsonschema.SchemaError) as exc:
+        raise InvalidInput(f"response_format must be a JSON schema: {str(exc).splitlines()[0]}") from None

@@ -59,3 +59,17 @@ class DeadBackend(EchoBackend):
 class CrashingBackend(EchoBackend):
     async def complete(self, prompt: ChatPrompt, timeout_s: float) -> Completion:
         raise KeyError("internal detail that must not leak")
+
+
+class ScriptedBackend(EchoBackend):
+    """Always gives the same answer, with the given logprobs: a cheap tier that is unsure, wrong or off-format."""
+
+    def __init__(self, name: str, answer: str, logprobs: tuple[tuple[str, float], ...] = (("x", -0.1),)) -> None:
+        super().__init__(name)
+        self.answer = answer
+        self.logprobs = logprobs
+
+    def _answer(self, prompt: ChatPrompt) -> Completion:
+        prompt_tokens = sum(len(m.content.split()) + 4 for m in prompt.messages)
+        usage = Usage(prompt_tokens, len(self.answer.split()), 0)
+        return Completion(self.answer, self.model, "stop", usage, self.logprobs)

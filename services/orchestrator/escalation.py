@@ -1,0 +1,87 @@
+"""Judging the cheap tier's answer: keep it, or escalate once to the large tier, and say why.
+
+Checks run cheapest and most certain first: an empty or truncated answer, a refusal, hedging, an answer
+that breaks the requested JSON schema, then the model's own confidence from its token logprobs (the
+geometric-mean token probability, and the least likely token). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jsonschema
+
+_REFUSAL = re.compile(
+    r"\b(I('m| am) (sorry|unable|not able)|I can(no|')t (help|answer|assist|provide)|as an AI( language model)?)\b",
+    re.I,
+)
+_HEDGE = re.compile(
+    r"\b(I('m| am) not (sure|certain)|I (don't|do not) know|it('s| is) (unclear|hard to say)|not enough information)\b",
+    re.I,
+)
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.I)
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    """Thresholds; the cost/quality knobs of the cascade (`costmesh bench router` measures them)."""
+
+    min_mean_token_prob: float = 0.55  # exp(mean logprob) below this: the model was guessing
+    min_token_logprob: float = -9.0  # one token this unlikely (p < 1e-4) is usually a derailment
+    check_refusals: bool = True
+    check_hedging: bool = True
+
+
+def schema_problem(answer: str, response_format: str) -> str:
+    """Why the answer breaks the requested JSON schema, or "" when it fits (or no schema was asked for)."""
+    if not response_format:
+        return ""
+    schema = json.loads(response_format)  # validated when the request came in
+    try:
+        value = json.loads(_FENCE.sub("", answer.strip()))
+    except json.JSONDecodeError as exc:
+        return f"not JSON ({exc.msg})"
+    try:
+        jsonschema.validate(value, schema)
+    except jsonschema.ValidationError as exc:
+        return f"breaks the schema: {exc.message}"
+    return ""
+
+
+def confidence(logprobs: Sequence[float]) -> float | None:
+    """Geometric-mean token probability of the answer; None without logprobs."""
+    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
+
+
+def _confidence_problem(logprobs: Sequence[float], policy: EscalationPolicy) -> str:
+    mean_prob = confidence(logprobs)
+    if mean_prob is not None and mean_prob < policy.min_mean_token_prob:
+        return f"mean token probability {mean_prob:.2f} < {policy.min_mean_token_prob:.2f}"
+    if logprobs and min(logprobs) < policy.min_token_logprob:
+        return f"least likely token logprob {min(logprobs):.1f} < {policy.min_token_logprob:.1f}"
+    return ""
+
+
+def judge(
+    answer: str, finish_reason: str, logprobs: Sequence[float], response_format: str, policy: EscalationPolicy
+) -> tuple[str, str]:
+    """(reason, detail) to escalate for, or ("", "") to keep the cheap answer.
+
+    Reasons are a closed set (they label a metric): empty, truncated, refusal, hedging, format,
+    low_confidence.
+    """
+    refusal = _REFUSAL.search(answer) if policy.check_refusals else None
+    hedge = _HEDGE.search(answer) if policy.check_hedging else None
+    checks = (
+        ("empty", "the answer is empty" if not answer.strip() else ""),
+        ("truncated", "the answer hit max_tokens" if finish_reason == "length" else ""),
+        ("refusal", f"refusal: {refusal.group(0)!r}" if refusal else ""),
+        ("hedging", f"hedging: {hedge.group(0)!r}" if hedge else ""),
+        ("format", schema_problem(answer, response_format)),
+        ("low_confidence", _confidence_problem(logprobs, policy)),
+    )
+    return next(((reason, detail) for reason, detail in checks if detail), ("", ""))
