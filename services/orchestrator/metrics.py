@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from costmesh.v1 import common_pb2
 
@@ -22,6 +22,11 @@ class OrchestratorMetrics:
             "costmesh_escalations",
             "Requests escalated from the cheap to the large tier, by reason",
             ["reason"],
+            registry=registry,
+        )
+        self.escalation_baseline = Gauge(
+            "costmesh_escalation_rate_baseline",
+            "The escalation rate above which CostmeshEscalationRateAboveBaseline fires (a setting)",
             registry=registry,
         )
         self.router_fallbacks = Counter(

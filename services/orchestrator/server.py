@@ -50,12 +50,14 @@ def escalation_policy(settings: OrchestratorSettings) -> EscalationPolicy | None
 async def build_server(settings: OrchestratorSettings) -> Service:
     service = new_service("orchestrator", settings, [SERVICE_NAME])
     stages = GrpcStages(settings)
+    metrics = OrchestratorMetrics(service.registry)
+    metrics.escalation_baseline.set(settings.escalation_alert_baseline)
     pipeline = Pipeline(
         stages,
         stages,
         budgets_from(settings),
         TIERS_BY_NAME[settings.default_tier],
-        OrchestratorMetrics(service.registry),
+        metrics,
         load_embedder(settings),  # loaded once, at start-up
         escalation_policy(settings),
     )

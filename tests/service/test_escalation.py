@@ -45,6 +45,7 @@ async def test_unsure_cheap_answer_escalates_once_and_pays_for_both() -> None:
         assert reply.cost.savings_usd == pytest.approx(reply.cost.baseline_cost_usd - reply.cost.cost_usd)
         assert metric(mesh, "costmesh_escalations_total", reason="hedging") == 1
         assert metric(mesh, "costmesh_route_total", tier="TIER_SMALL") == 1
+        assert metric(mesh, "costmesh_escalation_rate_baseline") == 0.25  # what the alert rule compares with
     finally:
         await mesh.stop()
 
