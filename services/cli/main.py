@@ -55,6 +55,14 @@ def _bench(args: argparse.Namespace, settings: StackSettings) -> int:
     return bench_run.main(args.name, args.bench_args)
 
 
+def _router(args: argparse.Namespace, settings: StackSettings) -> int:
+    # Offline tools: they load the datasets, the embedder and numpy only when asked for.
+    from services.router import labels, training  # noqa: PLC0415
+
+    tools = {"label": labels.main, "train": training.main}
+    return tools[args.tool](args.tool_args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="costmesh", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -78,6 +86,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("name")
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
     b.set_defaults(fn=_bench)
+    r = sub.add_parser("router", help="offline router tools: `label` runs both tiers on MMLU, `train` learns")
+    r.add_argument("tool", choices=("label", "train"))
+    r.add_argument("tool_args", nargs=argparse.REMAINDER)
+    r.set_defaults(fn=_router)
     return p
 
 

@@ -79,8 +79,8 @@ def judge(
     checks = (
         ("empty", "the answer is empty" if not answer.strip() else ""),
         ("truncated", "the answer hit max_tokens" if finish_reason == "length" else ""),
-        ("refusal", f"refusal: {refusal.group(0)!r}" if refusal else ""),
-        ("hedging", f"hedging: {hedge.group(0)!r}" if hedge else ""),
+        ("refusal", f"the answer says {refusal.group(0)!r}" if refusal else ""),
+        ("hedging", f"the answer says {hedge.group(0)!r}" if hedge else ""),
         ("format", schema_problem(answer, response_format)),
         ("low_confidence", _confidence_problem(logprobs, policy)),
     )

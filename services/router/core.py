@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common.errors import InvalidInput
@@ -20,15 +21,28 @@ class Route:
 
 
 class RouterCore:
-    def __init__(self, classifier: ComplexityClassifier, default_threshold: float) -> None:
+    def __init__(
+        self,
+        classifier: ComplexityClassifier,
+        default_threshold: float,
+        tenant_thresholds: Mapping[str, float] | None = None,
+    ) -> None:
         self._classifier = classifier
         self._default_threshold = default_threshold
+        self._tenant_thresholds = dict(tenant_thresholds or {})
 
-    def route(self, messages: list[tuple[str, str]], embedding: list[float], threshold: float | None = None) -> Route:
+    def route(
+        self,
+        messages: list[tuple[str, str]],
+        embedding: list[float],
+        threshold: float | None = None,
+        tenant: str = "",
+    ) -> Route:
+        """Threshold precedence: the request's, then the tenant's, then the default."""
         user_turns = [content for role, content in messages if role == "user"]
         if not user_turns:
             raise InvalidInput("messages must contain a user message")
-        t = self._default_threshold if threshold is None else threshold
+        t = threshold if threshold is not None else self._tenant_thresholds.get(tenant, self._default_threshold)
         if not 0.0 <= t <= 1.0:
             raise InvalidInput("threshold must be within [0, 1]")
         features = extract(user_turns[-1], turns=len(messages))

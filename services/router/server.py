@@ -14,7 +14,8 @@ SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
 
 async def build_server(settings: RouterSettings) -> Service:
     service = new_service("router", settings, [SERVICE_NAME])
-    core = RouterCore(make_classifier(settings.classifier), settings.threshold)
+    classifier = make_classifier(settings.classifier, settings.model_path)  # loaded once, at start-up
+    core = RouterCore(classifier, settings.threshold, settings.tenant_thresholds)
     router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core), service.server)
     # No network dependencies: the classifier is in memory, so the router serves as soon as it is built.
     return service

@@ -24,6 +24,7 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             role_pairs(request.messages),
             list(request.embedding.values),
             request.threshold if request.HasField("threshold") else None,
+            request.tenant,
         )
         return router_pb2.RouteResponse(
             decision=common_pb2.RouteDecision(

@@ -59,22 +59,26 @@ async def start_mesh(
     **orchestrator_overrides: object,
 ) -> Mesh:
     mesh = Mesh()
-    await mesh.start("inference", await build_inference(InferenceSettings(port=0), inference_core(small, large)))
-    await mesh.start("router", await build_router(RouterSettings(port=0)))
-    cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)
-    await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
-    await mesh.start("compressor", await build_compressor(CompressorSettings(port=0)))
-    await mesh.start(
-        "summarizer", await build_summarizer(SummarizerSettings(port=0, inference_addr=mesh.address("inference")))
-    )
-    settings = OrchestratorSettings(
-        port=0,
-        router_addr=mesh.address("router"),
-        cache_addr=mesh.address("cache"),
-        compressor_addr=mesh.address("compressor"),
-        summarizer_addr=mesh.address("summarizer"),
-        inference_addr=mesh.address("inference"),
-        **orchestrator_overrides,  # type: ignore[arg-type]
-    )
-    await mesh.start("orchestrator", await build_orchestrator(settings))
+    try:
+        await mesh.start("inference", await build_inference(InferenceSettings(port=0), inference_core(small, large)))
+        await mesh.start("router", await build_router(RouterSettings(port=0)))
+        cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)
+        await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
+        await mesh.start("compressor", await build_compressor(CompressorSettings(port=0)))
+        await mesh.start(
+            "summarizer", await build_summarizer(SummarizerSettings(port=0, inference_addr=mesh.address("inference")))
+        )
+        settings = OrchestratorSettings(
+            port=0,
+            router_addr=mesh.address("router"),
+            cache_addr=mesh.address("cache"),
+            compressor_addr=mesh.address("compressor"),
+            summarizer_addr=mesh.address("summarizer"),
+            inference_addr=mesh.address("inference"),
+            **orchestrator_overrides,  # type: ignore[arg-type]
+        )
+        await mesh.start("orchestrator", await build_orchestrator(settings))
+    except BaseException:
+        await mesh.stop()  # a service that failed to build must not leave the others serving
+        raise
     return mesh

@@ -15,6 +15,12 @@ from tests.unit.fakes import MemoryExactStore
 SIMPLE = "What is the capital of France?"  # the rules route it to the cheap tier
 
 
+async def cascade(small: list[EchoBackend]) -> Mesh:
+    # A generous router budget: these tests are about escalation, and a router that misses the 15 ms
+    # budget on a busy machine would route by default (to the large tier) instead.
+    return await start_mesh(small, [EchoBackend("large")], MemoryExactStore(), router_budget_s=1.0)
+
+
 def ask(text: str, **fields: object) -> orchestrator_pb2.CompletionRequest:
     return orchestrator_pb2.CompletionRequest(
         tenant="acme", messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content=text)], **fields
@@ -31,7 +37,7 @@ def metric(mesh: Mesh, name: str, **labels: str) -> float | None:
 
 async def test_unsure_cheap_answer_escalates_once_and_pays_for_both() -> None:
     small = ScriptedBackend("small", "I'm not sure, maybe Lyon?")
-    mesh = await start_mesh([small], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([small])
     try:
         reply = await stub(mesh).Complete(ask(SIMPLE))
         assert reply.route.escalated
@@ -51,7 +57,7 @@ async def test_unsure_cheap_answer_escalates_once_and_pays_for_both() -> None:
 
 
 async def test_confident_cheap_answer_is_kept() -> None:
-    mesh = await start_mesh([ScriptedBackend("small", "Paris.")], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([ScriptedBackend("small", "Paris.")])
     try:
         reply = await stub(mesh).Complete(ask(SIMPLE))
         assert not reply.route.escalated and reply.route.tier == common_pb2.TIER_SMALL
@@ -63,7 +69,7 @@ async def test_confident_cheap_answer_is_kept() -> None:
 
 async def test_low_logprobs_and_broken_format_escalate() -> None:
     guessing = ScriptedBackend("small", '{"intent": "card"}', logprobs=(("a", -1.5), ("b", -1.2)))
-    mesh = await start_mesh([guessing], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([guessing])
     try:
         low = await stub(mesh).Complete(ask(SIMPLE))
         assert low.route.escalation_reason.startswith("low_confidence: mean token probability")
@@ -76,7 +82,7 @@ async def test_low_logprobs_and_broken_format_escalate() -> None:
 
 async def test_multi_step_goes_to_the_large_tier_straight_away() -> None:
     small = ScriptedBackend("small", "Paris.")
-    mesh = await start_mesh([small], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([small])
     try:
         reply = await stub(mesh).Complete(ask("Tell me step by step why it rains."))
         assert reply.route.escalated and reply.route.escalation_reason.startswith("multi_step")
@@ -87,7 +93,7 @@ async def test_multi_step_goes_to_the_large_tier_straight_away() -> None:
 
 
 async def test_a_tier_set_by_the_request_is_never_escalated() -> None:
-    mesh = await start_mesh([ScriptedBackend("small", "I don't know.")], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([ScriptedBackend("small", "I don't know.")])
     try:
         reply = await stub(mesh).Complete(ask(SIMPLE, tier=common_pb2.TIER_SMALL))
         assert not reply.route.escalated and reply.answer == "I don't know."
@@ -96,7 +102,7 @@ async def test_a_tier_set_by_the_request_is_never_escalated() -> None:
 
 
 async def test_stream_sends_only_the_accepted_answer() -> None:
-    mesh = await start_mesh([ScriptedBackend("small", "I'm not sure.")], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([ScriptedBackend("small", "I'm not sure.")])
     try:
         chunks = [c async for c in stub(mesh).CompleteStream(ask(SIMPLE))]
         text = "".join(c.delta for c in chunks if c.WhichOneof("chunk") == "delta")
@@ -107,7 +113,7 @@ async def test_stream_sends_only_the_accepted_answer() -> None:
 
 
 async def test_invalid_response_format_is_refused() -> None:
-    mesh = await start_mesh([EchoBackend("small")], [EchoBackend("large")], MemoryExactStore())
+    mesh = await cascade([EchoBackend("small")])
     try:
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await stub(mesh).Complete(ask(SIMPLE, response_format="{not json"))

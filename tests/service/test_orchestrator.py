@@ -24,7 +24,8 @@ async def store() -> MemoryExactStore:
 
 @pytest.fixture
 async def mesh(store: MemoryExactStore) -> AsyncIterator[Mesh]:
-    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store)
+    # A generous router budget: on a busy machine a missed 15 ms budget would route by default.
+    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store, router_budget_s=1.0)
     yield m
     await m.stop()
 
