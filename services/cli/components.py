@@ -208,6 +208,7 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}WEAVIATE_GRPC_PORT"] = str(s.weaviate_grpc_port)
     if name == "summarizer":
         env[f"{prefix}INFERENCE_ADDR"] = f"127.0.0.1:{s.inference_port}"
+        env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
     if name == "orchestrator":
         for other in SERVICES[:-1]:
             env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"

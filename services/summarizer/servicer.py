@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import grpc
@@ -10,17 +11,23 @@ from costmesh.v1 import common_pb2, inference_pb2_grpc, summarizer_pb2, summariz
 from services.common.contracts import role_pairs, to_messages
 from services.common.deadlines import remaining_s
 from services.common.validation import check_tenant
+from services.summarizer.backends.base import SummaryStore
 from services.summarizer.core import PruneLimits, prune
 from services.summarizer.summarize import InferenceSummarizer
 
 
 class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
     def __init__(
-        self, inference: inference_pb2_grpc.InferenceAsyncStub, defaults: PruneLimits, timeout_s: float
+        self,
+        inference: inference_pb2_grpc.InferenceAsyncStub,
+        defaults: PruneLimits,
+        timeout_s: float,
+        store: SummaryStore | None = None,
     ) -> None:
         self._inference = inference
         self._defaults = defaults
         self._timeout_s = timeout_s
+        self._store = store
 
     async def Prune(
         self, request: summarizer_pb2.PruneRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -30,9 +37,11 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
             max_tokens=request.max_tokens or self._defaults.max_tokens,
             keep_last=request.keep_last or self._defaults.keep_last,
             summary_tokens=self._defaults.summary_tokens,
+            summary_ttl_s=self._defaults.summary_ttl_s,
         )
         summarize = InferenceSummarizer(self._inference, request.tenant, remaining_s(context, self._timeout_s))
-        result = await prune(role_pairs(request.messages), limits, summarize)
+        scope = json.dumps([request.tenant, request.conversation_id])  # summaries never cross tenants
+        result = await prune(role_pairs(request.messages), limits, summarize, self._store, scope)
         return summarizer_pb2.PruneResponse(
             messages=to_messages(result.messages),
             report=common_pb2.PruningReport(
@@ -40,5 +49,6 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
                 tokens_before=result.tokens_before,
                 tokens_after=result.tokens_after,
                 messages_summarized=result.messages_summarized,
+                summary_source=result.summary_source,
             ),
         )

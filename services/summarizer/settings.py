@@ -17,3 +17,7 @@ class SummarizerSettings(ServiceSettings):
     keep_last: int = Field(default=6, ge=0)  # messages kept verbatim
     summary_tokens: int = Field(default=200, gt=0)
     summary_timeout_s: float = 60.0
+    # Running summaries, shared by replicas; empty: kept in this process's memory only.
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    summary_ttl_s: int = Field(default=86_400, gt=0)
+    store_timeout_s: float = Field(default=0.25, gt=0)

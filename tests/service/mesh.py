@@ -66,7 +66,8 @@ async def start_mesh(
         await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
         await mesh.start("compressor", await build_compressor(CompressorSettings(port=0)))
         await mesh.start(
-            "summarizer", await build_summarizer(SummarizerSettings(port=0, inference_addr=mesh.address("inference")))
+            "summarizer",
+            await build_summarizer(SummarizerSettings(port=0, inference_addr=mesh.address("inference"), redis_url="")),
         )
         settings = OrchestratorSettings(
             port=0,

@@ -1,6 +1,7 @@
 import pytest
 
 from services.common.tokens import count_messages
+from services.summarizer.backends.memory import MemorySummaryStore
 from services.summarizer.core import SUMMARY_PREFIX, PruneLimits, prune
 
 
@@ -48,3 +49,48 @@ async def test_long_history_keeps_last_six_verbatim_and_summarizes_the_rest() ->
 async def test_invalid_limits() -> None:
     with pytest.raises(Exception, match="max_tokens"):
         await prune(conversation(1), PruneLimits(max_tokens=0), RecordingSummarizer())
+
+
+class FailingStore:
+    async def get_many(self, keys: list[str]) -> list[str | None]:
+        raise ConnectionError("redis down")
+
+    async def put(self, key: str, summary: str, ttl_s: int) -> None:
+        raise ConnectionError("redis down")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_next_turn_folds_only_the_new_turns_into_the_stored_summary() -> None:
+    store, summarize = MemorySummaryStore(), RecordingSummarizer()
+    msgs = conversation(40)
+    first = await prune(msgs, PruneLimits(), summarize, store, scope="acme/c1")
+    assert first.summary_source == "full"
+    # The same conversation one exchange later: two more older turns to summarize, not seventy-odd.
+    later = [*msgs, ("user", "And order 41?"), ("assistant", "On its way too.")]
+    second = await prune(later, PruneLimits(), summarize, store, scope="acme/c1")
+    assert second.summary_source == "folded"
+    folded = summarize.calls[-1]
+    assert folded.startswith("Summary of the conversation so far:\nThe user asked about orders 1-20")
+    assert folded.count("Question ") + folded.count("Answer ") == 2  # only the turns since the last summary
+    # Asked again unchanged (a retry): the stored summary answers, no model call.
+    calls = len(summarize.calls)
+    third = await prune(later, PruneLimits(), summarize, store, scope="acme/c1")
+    assert third.summary_source == "cached" and len(summarize.calls) == calls
+    assert third.messages == second.messages
+
+
+async def test_summaries_do_not_cross_scopes_or_edited_histories() -> None:
+    store, summarize = MemorySummaryStore(), RecordingSummarizer()
+    msgs = conversation(40)
+    await prune(msgs, PruneLimits(), summarize, store, scope="acme/c1")
+    other = await prune(msgs, PruneLimits(), summarize, store, scope="globex/c1")
+    assert other.summary_source == "full"  # another tenant never reads acme's summary
+    edited = [msgs[0], ("user", "A different first question"), *msgs[2:]]
+    assert (await prune(edited, PruneLimits(), summarize, store, scope="acme/c1")).summary_source == "full"
+
+
+async def test_a_failing_store_costs_a_full_summary_not_the_request() -> None:
+    result = await prune(conversation(40), PruneLimits(), RecordingSummarizer(), FailingStore(), scope="acme")
+    assert result.applied and result.summary_source == "full"

@@ -466,12 +466,17 @@ class PruningReport(_message.Message):
     TOKENS_AFTER_FIELD_NUMBER: _builtins.int
     MESSAGES_SUMMARIZED_FIELD_NUMBER: _builtins.int
     DEGRADED_FIELD_NUMBER: _builtins.int
+    SUMMARY_SOURCE_FIELD_NUMBER: _builtins.int
     applied: _builtins.bool
     tokens_before: _builtins.int
     tokens_after: _builtins.int
     messages_summarized: _builtins.int
     degraded: _builtins.bool
     """the summarizer failed or timed out: the full history was used"""
+    summary_source: _builtins.str
+    """How the summary was made: "full" (all older turns), "folded" (the stored summary of an earlier
+    prefix plus the turns since) or "cached" (stored, no model call).
+    """
     def __init__(
         self,
         *,
@@ -480,10 +485,11 @@ class PruningReport(_message.Message):
         tokens_after: _builtins.int = ...,
         messages_summarized: _builtins.int = ...,
         degraded: _builtins.bool = ...,
+        summary_source: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "degraded", b"degraded", "messages_summarized", b"messages_summarized", "tokens_after", b"tokens_after", "tokens_before", b"tokens_before"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "degraded", b"degraded", "messages_summarized", b"messages_summarized", "summary_source", b"summary_source", "tokens_after", b"tokens_after", "tokens_before", b"tokens_before"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
