@@ -25,6 +25,7 @@ Turn = tuple[str, str]  # (role, content)
 Summarize = Callable[[str, int], Awaitable[str]]
 
 SUMMARY_PREFIX = "Summary of the earlier conversation: "
+SUMMARY_OVERHEAD_TOKENS = 16  # the prefix and the message's framing
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,9 @@ class PruneLimits:
     keep_last: int = 6
     summary_tokens: int = 200
     summary_ttl_s: int = 86_400
+    # The active window after pruning. When the last keep_last messages alone would not fit beside the
+    # system prompt and the summary, fewer are kept verbatim (never fewer than the last one).
+    window_tokens: int = 4000
 
 
 def transcript(turns: list[Turn]) -> str:
@@ -116,6 +120,9 @@ async def prune(
         head += 1
     system, history = messages[:head], messages[head:]
     split = max(0, len(history) - limits.keep_last)
+    room = limits.window_tokens - count_messages(system) - limits.summary_tokens - SUMMARY_OVERHEAD_TOKENS
+    while split < len(history) - 1 and count_messages(history[split:]) > room:
+        split += 1  # the oldest "recent" message joins the summary
     older, recent = history[:split], history[split:]
     if not older:
         return Pruned(messages, before, before, 0)

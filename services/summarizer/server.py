@@ -21,7 +21,9 @@ async def build_server(settings: SummarizerSettings) -> Service:
     service = new_service("summarizer", settings, [SERVICE_NAME])
     encoding()  # load the tokenizer at start-up, not on the first request
     channel = client_channel(settings.inference_addr)
-    limits = PruneLimits(settings.max_tokens, settings.keep_last, settings.summary_tokens, settings.summary_ttl_s)
+    limits = PruneLimits(
+        settings.max_tokens, settings.keep_last, settings.summary_tokens, settings.summary_ttl_s, settings.window_tokens
+    )
     store: SummaryStore = (
         RedisSummaryStore(settings.redis_url, settings.store_timeout_s) if settings.redis_url else MemorySummaryStore()
     )

@@ -38,6 +38,7 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
             keep_last=request.keep_last or self._defaults.keep_last,
             summary_tokens=self._defaults.summary_tokens,
             summary_ttl_s=self._defaults.summary_ttl_s,
+            window_tokens=self._defaults.window_tokens,
         )
         summarize = InferenceSummarizer(self._inference, request.tenant, remaining_s(context, self._timeout_s))
         scope = json.dumps([request.tenant, request.conversation_id])  # summaries never cross tenants

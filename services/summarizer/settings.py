@@ -16,6 +16,7 @@ class SummarizerSettings(ServiceSettings):
     max_tokens: int = Field(default=3500, gt=0)  # prune when the history passes this
     keep_last: int = Field(default=6, ge=0)  # messages kept verbatim
     summary_tokens: int = Field(default=200, gt=0)
+    window_tokens: int = Field(default=4000, gt=0)  # the active window after pruning
     summary_timeout_s: float = 60.0
     # Running summaries, shared by replicas; empty: kept in this process's memory only.
     redis_url: str = "redis://127.0.0.1:6390/0"

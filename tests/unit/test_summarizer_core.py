@@ -94,3 +94,13 @@ async def test_summaries_do_not_cross_scopes_or_edited_histories() -> None:
 async def test_a_failing_store_costs_a_full_summary_not_the_request() -> None:
     result = await prune(conversation(40), PruneLimits(), RecordingSummarizer(), FailingStore(), scope="acme")
     assert result.applied and result.summary_source == "full"
+
+
+async def test_huge_recent_messages_give_way_to_the_window() -> None:
+    # Six recent messages of ~900 tokens each cannot all stay verbatim inside a 4k window.
+    big = "word " * 900
+    msgs = [("system", "Be brief."), *[("user" if i % 2 == 0 else "assistant", f"{i} {big}") for i in range(12)]]
+    result = await prune(msgs, PruneLimits(), RecordingSummarizer())
+    assert result.tokens_after <= 4000
+    assert result.messages[-1] == msgs[-1]  # the latest message always stays verbatim
+    assert len(result.messages) - 2 < 6  # fewer than keep_last were kept
