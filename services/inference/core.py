@@ -123,6 +123,20 @@ class InferenceCore:
             self._metrics.failures.labels(tier.value, name).inc()
         self._metrics.circuit_open.labels(tier.value, name).set(int(breaker.state is not State.CLOSED))
 
+    def _answered(
+        self,
+        tier: Tier,
+        index: int,
+        backend: ChatBackend,
+        completion: Completion,
+        removed_tokens: Mapping[str, int] | None,
+    ) -> GenerateResult:
+        """A backend's answer: its circuit closes, a fall-over is counted, the call is priced."""
+        self._record(tier, index, ok=True)
+        if index:
+            self._metrics.fallbacks.labels(tier.value, backend.name).inc()
+        return self._priced(tier, completion, backend.name, removed_tokens, fell_back=index > 0)
+
     async def generate(
         self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None = None
     ) -> GenerateResult:
@@ -139,10 +153,7 @@ class InferenceCore:
             except InvalidInput:
                 self._record(tier, index, ok=True)  # the request's fault, not the backend's
                 raise
-            self._record(tier, index, ok=True)
-            if index:
-                self._metrics.fallbacks.labels(tier.value, backend.name).inc()
-            return self._priced(tier, completion, backend.name, removed_tokens, fell_back=index > 0)
+            return self._answered(tier, index, backend, completion, removed_tokens)
         raise BackendUnavailable(f"every {tier.value} backend failed: {'; '.join(errors)}")
 
     async def stream(
@@ -155,10 +166,7 @@ class InferenceCore:
             try:
                 async for item in backend.stream(prompt, timeout_s):
                     if isinstance(item, Completion):
-                        self._record(tier, index, ok=True)
-                        if index:
-                            self._metrics.fallbacks.labels(tier.value, backend.name).inc()
-                        yield self._priced(tier, item, backend.name, removed_tokens, fell_back=index > 0)
+                        yield self._answered(tier, index, backend, item, removed_tokens)
                         return
                     started = True
                     yield item

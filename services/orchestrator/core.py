@@ -355,13 +355,10 @@ class Pipeline:
         """The model call, with the cascade: cheap tier first, the large tier once if the answer fails."""
         generate, response = prepared.generate, prepared.response
         assert generate is not None  # a cache miss
-        if not self._may_escalate(prepared):
-            return await self._timed_required(
-                "inference", lambda t: self._generator.generate(generate, t), deadline, response
-            )
-        if prepared.multi_step:
+        if self._may_escalate(prepared) and prepared.multi_step:
             self._escalated(response, "multi_step", "the router saw a multi-step task: the cheap tier was skipped")
-            generate.tier = common_pb2.TIER_LARGE
+            generate.tier = common_pb2.TIER_LARGE  # from here on nothing is left to escalate
+        if not self._may_escalate(prepared):
             return await self._timed_required(
                 "inference", lambda t: self._generator.generate(generate, t), deadline, response
             )

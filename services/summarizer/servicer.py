@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import grpc
@@ -33,12 +34,10 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
         self, request: summarizer_pb2.PruneRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> summarizer_pb2.PruneResponse:
         check_tenant(request.tenant)
-        limits = PruneLimits(
+        limits = replace(
+            self._defaults,
             max_tokens=request.max_tokens or self._defaults.max_tokens,
             keep_last=request.keep_last or self._defaults.keep_last,
-            summary_tokens=self._defaults.summary_tokens,
-            summary_ttl_s=self._defaults.summary_ttl_s,
-            window_tokens=self._defaults.window_tokens,
         )
         summarize = InferenceSummarizer(self._inference, request.tenant, remaining_s(context, self._timeout_s))
         scope = json.dumps([request.tenant, request.conversation_id])  # summaries never cross tenants
