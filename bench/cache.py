@@ -22,7 +22,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from prometheus_client import CollectorRegistry
@@ -36,7 +35,7 @@ from services.cache.core import CacheCore, CacheMetrics
 from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial, normalize
 from services.cache.guard import mismatch
 from services.cli.settings import StackSettings
-from services.orchestrator.embedding import OnnxMiniLM
+from services.orchestrator.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
 
 THRESHOLDS = [round(0.80 + 0.02 * i, 2) for i in range(10)]
@@ -245,7 +244,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     settings = OrchestratorSettings()
-    embedder = OnnxMiniLM(Path(settings.embedding_model_dir).expanduser(), threads=2)
+    embedder = load_minilm(settings.embedding_model_dir, threads=2)
     rows = sweep(embedder, args.quick)
     chosen = pick_threshold(rows)
     at = {
@@ -259,7 +258,7 @@ def main(argv: list[str]) -> int:
     if not args.skip_latency:
         sizes = [10000] if args.quick else [int(s) for s in args.sizes.split(",")]
         # As the orchestrator runs it.
-        embedder = OnnxMiniLM(Path(settings.embedding_model_dir).expanduser(), threads=settings.embedding_threads)
+        embedder = load_minilm(settings.embedding_model_dir, settings.embedding_threads)
         lat = asyncio.run(latency(embedder, sizes, args.lookups))
     emit(
         {

@@ -23,16 +23,15 @@ from bench import datasets
 from bench.stats import summarize_ms
 from services.inference.domain import Usage
 from services.inference.pricing import DEFAULT_PRICES, price_of
-from services.orchestrator.embedding import OnnxMiniLM, embedding_text
+from services.orchestrator.embedding import OnnxMiniLM, embedding_text, load_minilm
 from services.orchestrator.escalation import EscalationPolicy, judge
 from services.orchestrator.settings import OrchestratorSettings
 from services.router import labels
-from services.router.backends.learned import LogisticModel, inputs
+from services.router.backends.learned import LogisticModel
 from services.router.backends.registry import make_classifier
 from services.router.core import RouterCore
-from services.router.features import extract
 from services.router.settings import DEFAULT_MODEL
-from services.router.training import DEFAULT_DATA
+from services.router.training import DEFAULT_DATA, design_matrix
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
 
@@ -54,14 +53,14 @@ class Example:
 def examples(outcomes: list[labels.Outcome], model: LogisticModel, embedder: OnnxMiniLM) -> list[Example]:
     small_price, large_price = DEFAULT_PRICES["gpt-4o-mini"], DEFAULT_PRICES["gpt-4o"]
     policy = EscalationPolicy()
+    x = design_matrix(outcomes, embedder)  # the router's inputs, built as for training
     out = []
-    for o in outcomes:
-        vector = embedder.embed([embedding_text([("user", o.text)])])[0]
+    for o, row in zip(outcomes, x, strict=True):
         # MMLU answers are a letter, cut at 4 tokens on purpose: judged as complete answers.
         reason, _ = judge(o.small_answer, "stop", o.small_logprobs, "", policy)
         out.append(
             Example(
-                p_large=model.p_large(inputs(extract(o.text, turns=1), vector)),
+                p_large=model.p_large(row),
                 small_correct=o.small_correct,
                 large_correct=o.large_correct,
                 small_cost=price_of(Usage(o.small_prompt_tokens, o.small_completion_tokens), small_price),
@@ -174,7 +173,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     settings = OrchestratorSettings()
-    embedder = OnnxMiniLM(Path(settings.embedding_model_dir).expanduser(), threads=settings.embedding_threads)
+    embedder = load_minilm(settings.embedding_model_dir, settings.embedding_threads)
     lat = latency(args.model, embedder, args.latency_prompts)
     model = LogisticModel.load(args.model)
     held_lines = model.meta.get("holdout_lines", [])

@@ -15,6 +15,8 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from services.common.errors import MissingConfig
+
 MODEL_NAME = "all-minilm-l6-v2"
 MAX_TOKENS = 256  # the model was trained on 256-token inputs; longer text is truncated
 CONTEXT_TURNS = 4  # earlier turns folded into a multi-turn request's embedding
@@ -54,6 +56,14 @@ class OnnxMiniLM:
         pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return np.asarray(pooled / np.clip(norms, 1e-12, None), dtype=np.float32)
+
+
+def load_minilm(model_dir: str, threads: int) -> OnnxMiniLM:
+    """The model exported by setup, or a clear error naming the step that makes it."""
+    folder = Path(model_dir).expanduser()
+    if not (folder / "model.onnx").exists():
+        raise MissingConfig(f"no embedding model in {folder}: run `make setup` (or set EMBEDDING_MODEL_DIR='')")
+    return OnnxMiniLM(folder, threads)
 
 
 def embedding_text(turns: Sequence[tuple[str, str]]) -> str:

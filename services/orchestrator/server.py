@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.contracts import TIERS_BY_NAME
-from services.common.errors import MissingConfig
 from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages
 from services.orchestrator.core import Budgets, Pipeline
-from services.orchestrator.embedding import OnnxMiniLM
+from services.orchestrator.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.servicer import OrchestratorServicer
@@ -31,11 +28,8 @@ def budgets_from(settings: OrchestratorSettings) -> Budgets:
 
 def load_embedder(settings: OrchestratorSettings) -> OnnxMiniLM | None:
     if not settings.embedding_model_dir:
-        return None
-    folder = Path(settings.embedding_model_dir).expanduser()
-    if not (folder / "model.onnx").exists():
-        raise MissingConfig(f"no embedding model in {folder}: run `make setup` (or set EMBEDDING_MODEL_DIR='')")
-    return OnnxMiniLM(folder, threads=settings.embedding_threads)
+        return None  # no embeddings, so no semantic cache
+    return load_minilm(settings.embedding_model_dir, settings.embedding_threads)
 
 
 def escalation_policy(settings: OrchestratorSettings) -> EscalationPolicy | None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.orchestrator.embedding import OnnxMiniLM, embedding_text
+from services.orchestrator.embedding import OnnxMiniLM, embedding_text, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
 from services.router import labels
 from services.router.backends.learned import LogisticModel, inputs
@@ -75,7 +75,7 @@ def holdout_split(y: np.ndarray, share: float, seed: int) -> tuple[list[int], li
 def train(data: Path, out: Path, l2: float, holdout: float, seed: int) -> dict[str, object]:
     outcomes = labels.load(data)
     settings = OrchestratorSettings()
-    embedder = OnnxMiniLM(Path(settings.embedding_model_dir).expanduser(), threads=settings.embedding_threads)
+    embedder = load_minilm(settings.embedding_model_dir, settings.embedding_threads)
     x = design_matrix(outcomes, embedder)
     y = np.array([o.large_needed for o in outcomes], dtype=np.float64)
     train_idx, held_idx = holdout_split(y, holdout, seed)
