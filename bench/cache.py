@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import time
 import uuid
@@ -27,6 +26,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from bench import datasets
+from bench.output import emit
 from bench.stats import summarize_ms
 from services.cache.backends.base import SemanticEntry
 from services.cache.backends.redis_store import RedisExactStore
@@ -43,10 +43,6 @@ FALSE_HIT_GOAL = 0.02  # the issue's goal, on hard negatives
 # The default is picked with a 2x margin under the goal on every dataset: real traffic holds more
 # near-duplicates than these sets.
 DEFAULT_MAX_FALSE_HITS = FALSE_HIT_GOAL / 2
-
-
-def emit(record: dict[str, object]) -> None:
-    print(json.dumps(record), flush=True)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ Each is repeated --rounds times; medians of the per-round percentiles are report
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
 import grpc
 
+from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import (
     common_pb2,
@@ -31,10 +31,6 @@ PROMPTS = [
     "with sliding window approaches.",
     "def add(a, b): return a + b  -- why does this fail for strings and integers?",
 ]
-
-
-def _emit(record: dict[str, object]) -> None:
-    print(json.dumps(record), flush=True)
 
 
 def bench_router(channel: grpc.Channel, n: int) -> list[float]:
@@ -89,14 +85,14 @@ def main(argv: list[str]) -> int:
             results["cache_hit_e2e"] = summarize_ms(hits)
             results.update({f"stage.{name}": summarize_ms(s) for name, s in stages.items()})
             for name, figures in results.items():
-                _emit({"bench": "mesh", "round": r, "metric": name, **figures})
+                emit({"bench": "mesh", "round": r, "metric": name, **figures})
                 per_round.setdefault(name, []).append(figures)
 
     summary = {
         name: {k: round(statistics.median(f[k] for f in rounds), 3) for k in ("p50_ms", "p95_ms", "p99_ms")}
         for name, rounds in per_round.items()
     }
-    _emit(
+    emit(
         {
             "bench": "mesh",
             "summary": True,

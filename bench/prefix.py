@@ -16,26 +16,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import re
 import time
 import urllib.request
 
 from bench import datasets
+from bench.output import emit
 from bench.stats import summarize_ms
-from costmesh.v1 import common_pb2
 from services.cli.settings import StackSettings
+from services.common.contracts import role_pairs, to_messages
 from services.common.tokens import count_text
 from services.inference.backends.vllm import vllm_backend
 from services.inference.domain import ChatMessage, ChatPrompt, Sampling
 from services.orchestrator.prompt import assemble
 
 COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total")
-
-
-def emit(record: dict[str, object]) -> None:
-    print(json.dumps(record), flush=True)
 
 
 def handbook(tokens: int) -> str:
@@ -79,14 +75,8 @@ def read_counters(metrics_url: str) -> dict[str, float]:
 
 def layout(name: str, system: str, message: str) -> list[ChatMessage]:
     if name == "static_first":
-        proto = assemble(
-            [
-                common_pb2.Message(role=common_pb2.ROLE_SYSTEM, content=system),
-                common_pb2.Message(role=common_pb2.ROLE_USER, content=message),
-            ],
-            [],
-        )
-        return [ChatMessage(common_pb2.Role.Name(m.role).removeprefix("ROLE_").lower(), m.content) for m in proto]
+        assembled = assemble(to_messages([("system", system), ("user", message)]), [])
+        return [ChatMessage(role, content) for role, content in role_pairs(assembled)]
     return [ChatMessage("user", f"{message}\n\n{system}")]
 
 
@@ -131,12 +121,7 @@ def main(argv: list[str]) -> int:
         parser.error("--requests must be at least 2: the first request of a layout only fills the cache")
 
     stack = StackSettings()
-    port, model = (
-        (stack.small_model_port, stack.small_model)
-        if args.tier == "small"
-        else (stack.large_model_port, stack.large_model)
-    )
-    base_url = f"http://127.0.0.1:{port}/v1"
+    base_url, model = stack.model_url(args.tier), stack.served_model(args.tier)
     system = handbook(args.system_tokens)
     # Different messages per layout, so the second layout never reuses the first one's cached blocks.
     messages = user_messages(2 * args.requests, args.user_tokens, seed=7)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 
 from bench import datasets
+from bench.output import emit
 from services.cli.settings import StackSettings
 from services.common.tokens import count_messages, count_text
 from services.inference.backends.vllm import vllm_backend
@@ -26,15 +26,11 @@ from services.summarizer.core import PruneLimits, Turn, prune, transcript
 from services.summarizer.summarize import INSTRUCTION
 
 
-def emit(record: dict[str, object]) -> None:
-    print(json.dumps(record), flush=True)
-
-
 class CheapTierSummarizer:
     """The summarizer's prompt sent straight to the cheap tier's vLLM server; records each call's usage."""
 
     def __init__(self, stack: StackSettings) -> None:
-        self._backend = vllm_backend(f"http://127.0.0.1:{stack.small_model_port}/v1", stack.small_model, "")
+        self._backend = vllm_backend(stack.model_url("small"), stack.small_model, "")
         self.calls: list[Usage] = []
 
     async def __call__(self, text: str, budget_tokens: int) -> str:

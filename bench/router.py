@@ -13,13 +13,13 @@ on the recorded token counts. Compared with all-small, all-large and random rout
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench import datasets
+from bench.output import emit
 from bench.stats import summarize_ms
 from services.inference.domain import Usage
 from services.inference.pricing import DEFAULT_PRICES, price_of
@@ -34,10 +34,6 @@ from services.router.settings import DEFAULT_MODEL
 from services.router.training import DEFAULT_DATA, design_matrix
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
-
-
-def emit(record: dict[str, object]) -> None:
-    print(json.dumps(record), flush=True)
 
 
 @dataclass(frozen=True)

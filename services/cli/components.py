@@ -120,7 +120,7 @@ def model_dtype(s: StackSettings, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 def vllm(s: StackSettings, tier: str) -> Component:
     port = s.small_model_port if tier == "small" else s.large_model_port
-    model = s.small_model if tier == "small" else s.large_model
+    model = s.served_model(tier)
     url = f"http://127.0.0.1:{port}"
     return Component(
         f"vllm-{tier}",
@@ -190,10 +190,8 @@ def service(s: StackSettings, name: str) -> Component:
         f"{prefix}OTLP_ENDPOINT": s.otlp_endpoint,
     }
     if name == "inference" and not s.openai_api_key:
-        env[f"{prefix}SMALL_BACKENDS"] = (
-            f"vllm=http://127.0.0.1:{s.small_model_port}/v1,ray-serve=http://127.0.0.1:{s.ray_serve_port}/v1"
-        )
-        env[f"{prefix}LARGE_BACKENDS"] = f"vllm=http://127.0.0.1:{s.large_model_port}/v1"
+        env[f"{prefix}SMALL_BACKENDS"] = f"vllm={s.model_url('small')},ray-serve=http://127.0.0.1:{s.ray_serve_port}/v1"
+        env[f"{prefix}LARGE_BACKENDS"] = f"vllm={s.model_url('large')}"
         env[f"{prefix}SMALL_MODEL"] = s.small_model
         env[f"{prefix}LARGE_MODEL"] = s.large_model
     if name == "inference" and s.openai_api_key:

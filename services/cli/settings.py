@@ -57,3 +57,11 @@ class StackSettings(ServiceSettings):
     openai_api_key: str = Field(default="", validation_alias=AliasChoices("OPENAI_API_KEY"))
     startup_timeout_s: float = 300.0
     otlp_endpoint: str = ""
+
+    def model_url(self, tier: str) -> str:
+        """The OpenAI-compatible base URL of a tier's local vLLM server."""
+        port = self.small_model_port if tier == "small" else self.large_model_port
+        return f"http://127.0.0.1:{port}/v1"
+
+    def served_model(self, tier: str) -> str:
+        return self.small_model if tier == "small" else self.large_model

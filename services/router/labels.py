@@ -89,8 +89,7 @@ def already_labelled(out: Path) -> set[str]:
 
 async def label(questions: list[datasets.McQuestion], done: set[str], out: TextIO, concurrency: int) -> None:
     stack = StackSettings()
-    small = vllm_backend(f"http://127.0.0.1:{stack.small_model_port}/v1", stack.small_model, "")
-    large = vllm_backend(f"http://127.0.0.1:{stack.large_model_port}/v1", stack.large_model, "")
+    small, large = (vllm_backend(stack.model_url(t), stack.served_model(t), "") for t in ("small", "large"))
     todo = [q for q in questions if q.prompt() not in done]
     gate = asyncio.Semaphore(concurrency)
 

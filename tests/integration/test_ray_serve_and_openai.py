@@ -26,7 +26,7 @@ def ray_url(settings: StackSettings) -> str:
 
 
 def vllm_url(settings: StackSettings) -> str:
-    return f"http://127.0.0.1:{settings.small_model_port}/v1"
+    return settings.model_url("small")
 
 
 async def test_ray_serve_answers_with_usage_logprobs_and_a_stream(infra: StackSettings) -> None:

@@ -19,7 +19,7 @@ PROMPT = ChatPrompt(
 
 
 def small(settings: StackSettings) -> str:
-    return f"http://127.0.0.1:{settings.small_model_port}/v1"
+    return settings.model_url("small")
 
 
 async def test_complete_with_usage_and_logprobs(infra: StackSettings) -> None:
@@ -68,7 +68,7 @@ async def test_stream_matches_usage(infra: StackSettings) -> None:
 
 
 async def test_large_tier_answers(infra: StackSettings) -> None:
-    backend = make_backend("vllm", f"http://127.0.0.1:{infra.large_model_port}/v1", infra.large_model, "")
+    backend = make_backend("vllm", infra.model_url("large"), infra.large_model, "")
     try:
         result = await backend.complete(PROMPT, 120)
         assert "Paris" in result.text
