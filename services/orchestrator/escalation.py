@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import jsonschema
@@ -66,6 +66,24 @@ def _confidence_problem(logprobs: Sequence[float], policy: EscalationPolicy) -> 
     return ""
 
 
+def _problems(
+    answer: str, finish_reason: str, logprobs: Sequence[float], response_format: str, policy: EscalationPolicy
+) -> Iterator[tuple[str, str]]:
+    """(reason, detail) for each failed check, cheapest first; lazy, so judge() stops at the first."""
+    if not answer.strip():
+        yield "empty", "the answer is empty"
+    if finish_reason == "length":
+        yield "truncated", "the answer hit max_tokens"
+    if policy.check_refusals and (refusal := _REFUSAL.search(answer)):
+        yield "refusal", f"the answer says {refusal.group(0)!r}"
+    if policy.check_hedging and (hedge := _HEDGE.search(answer)):
+        yield "hedging", f"the answer says {hedge.group(0)!r}"
+    if problem := schema_problem(answer, response_format):
+        yield "format", problem
+    if problem := _confidence_problem(logprobs, policy):
+        yield "low_confidence", problem
+
+
 def judge(
     answer: str, finish_reason: str, logprobs: Sequence[float], response_format: str, policy: EscalationPolicy
 ) -> tuple[str, str]:
@@ -74,14 +92,4 @@ def judge(
     Reasons are a closed set (they label a metric): empty, truncated, refusal, hedging, format,
     low_confidence.
     """
-    refusal = _REFUSAL.search(answer) if policy.check_refusals else None
-    hedge = _HEDGE.search(answer) if policy.check_hedging else None
-    checks = (
-        ("empty", "the answer is empty" if not answer.strip() else ""),
-        ("truncated", "the answer hit max_tokens" if finish_reason == "length" else ""),
-        ("refusal", f"the answer says {refusal.group(0)!r}" if refusal else ""),
-        ("hedging", f"the answer says {hedge.group(0)!r}" if hedge else ""),
-        ("format", schema_problem(answer, response_format)),
-        ("low_confidence", _confidence_problem(logprobs, policy)),
-    )
-    return next(((reason, detail) for reason, detail in checks if detail), ("", ""))
+    return next(_problems(answer, finish_reason, logprobs, response_format, policy), ("", ""))
