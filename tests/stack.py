@@ -5,7 +5,7 @@ from __future__ import annotations
 from services.cli import stack
 from services.cli.settings import StackSettings
 
-INFRA = ["redis", "weaviate", "vllm-small", "vllm-large", "ray-serve"]
+INFRA = ["redis", "weaviate", "vllm-small", "vllm-large", "ray-serve", "llmlingua"]
 
 
 def start(settings: StackSettings, names: list[str]) -> list[str]:

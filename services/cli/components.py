@@ -10,9 +10,10 @@ from pathlib import Path
 from services.cli.probes import grpc_serving, http_ok, redis_ping
 from services.cli.process import Component
 from services.cli.settings import ROOT, StackSettings
+from services.common.tokens import seed_tiktoken_cache
 
 SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator")
-INFRA = ("redis", "weaviate", "vllm-small", "vllm-large", "ray-serve")
+INFRA = ("redis", "weaviate", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
 
 
 def find_weaviate(settings: StackSettings) -> str | None:
@@ -181,6 +182,28 @@ def ray_serve(s: StackSettings) -> Component:
     )
 
 
+def llmlingua(s: StackSettings) -> Component:
+    url = f"http://127.0.0.1:{s.lingua_port}"
+    return Component(
+        "llmlingua",
+        f"{url} (LLMLingua-1)",
+        [
+            str(s.lingua_python),
+            str(ROOT / "deploy" / "llmlingua" / "server.py"),
+            "--model-dir",
+            str(s.models_dir / f"{s.small_model}-lingua"),
+            "--port",
+            str(s.lingua_port),
+            "--threads",
+            str(s.lingua_threads),
+        ],
+        functools.partial(http_ok, f"{url}/health"),
+        # llmlingua counts tokens with tiktoken, which must not try to download its BPE files.
+        env={"HF_HUB_OFFLINE": "1", "TIKTOKEN_CACHE_DIR": str(seed_tiktoken_cache())},
+        cwd=ROOT,
+    )
+
+
 def service(s: StackSettings, name: str) -> Component:
     port = getattr(s, f"{name}_port")
     prefix = f"COSTMESH_{name.upper()}_"
@@ -204,6 +227,8 @@ def service(s: StackSettings, name: str) -> Component:
         weaviate_url = s.weaviate_url or f"http://127.0.0.1:{s.weaviate_port}"
         env[f"{prefix}WEAVIATE_URL"] = weaviate_url
         env[f"{prefix}WEAVIATE_GRPC_PORT"] = str(s.weaviate_grpc_port)
+    if name == "compressor":
+        env[f"{prefix}LLMLINGUA_URL"] = f"http://127.0.0.1:{s.lingua_port}"
     if name == "summarizer":
         env[f"{prefix}INFERENCE_ADDR"] = f"127.0.0.1:{s.inference_port}"
         env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
@@ -226,4 +251,5 @@ def stack(s: StackSettings) -> list[Component]:
     parts = [redis(s), weaviate(s)]
     if not s.openai_api_key:
         parts += [vllm(s, "small"), vllm(s, "large"), ray_serve(s)]
+    parts.append(llmlingua(s))  # local even with OpenAI tiers: it only scores tokens
     return parts + [service(s, name) for name in SERVICES]

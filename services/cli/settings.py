@@ -44,6 +44,10 @@ class StackSettings(ServiceSettings):
     ray_serve_port: int = 8103
     ray_serve_min_replicas: int = Field(default=1, ge=1)
     ray_serve_max_replicas: int = Field(default=2, ge=1)
+    # LLMLingua-1 prompt compression (deploy/llmlingua), scoring tokens with the small model on CPU.
+    lingua_port: int = 8104
+    lingua_python: Path = ROOT / ".venv-lingua" / "bin" / "python"
+    lingua_threads: int = Field(default=2, ge=1)
     small_model: str = "smollm2-135m-instruct"
     large_model: Literal["qwen2.5-0.5b-instruct", "qwen2.5-coder-1.5b-instruct"] = "qwen2.5-0.5b-instruct"
     kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE per model server

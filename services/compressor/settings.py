@@ -12,5 +12,11 @@ class CompressorSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COSTMESH_COMPRESSOR_", extra="forbid")
 
     port: int = 50053
-    method: str = "dedupe"
+    method: str = "llmlingua"  # or "dedupe" (no model: drops repeated sentences)
     target_ratio: float = Field(default=2.0, ge=1.0)
+    # Blocks smaller than this are passed through: a model call would cost more than it saves.
+    min_tokens: int = Field(default=100, ge=0)
+    cache_entries: int = Field(default=1024, ge=1)  # compressed blocks kept in memory (LRU)
+    llmlingua_url: str = "http://127.0.0.1:8104"
+    # A cold block of a few thousand tokens takes tens of seconds on a small CPU.
+    llmlingua_timeout_s: float = Field(default=300.0, gt=0)

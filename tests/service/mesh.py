@@ -56,6 +56,7 @@ async def start_mesh(
     small: Sequence[ChatBackend],
     large: Sequence[ChatBackend],
     store: MemoryExactStore,
+    compressor: CompressorSettings | None = None,
     **orchestrator_overrides: object,
 ) -> Mesh:
     mesh = Mesh()
@@ -64,7 +65,9 @@ async def start_mesh(
         await mesh.start("router", await build_router(RouterSettings(port=0)))
         cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)
         await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
-        await mesh.start("compressor", await build_compressor(CompressorSettings(port=0)))
+        # By default the model-free method; tests/integration passes LLMLingua with its real server.
+        compressor = compressor or CompressorSettings(port=0, method="dedupe", min_tokens=0)
+        await mesh.start("compressor", await build_compressor(compressor))
         await mesh.start(
             "summarizer",
             await build_summarizer(SummarizerSettings(port=0, inference_addr=mesh.address("inference"), redis_url="")),

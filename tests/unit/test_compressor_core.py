@@ -1,10 +1,40 @@
+import asyncio
+
+import httpx
 import pytest
 
-from services.common.errors import InvalidInput
+from services.common.errors import BackendUnavailable, InvalidInput
 from services.compressor.backends.dedupe import DedupeCompressor
-from services.compressor.core import CompressorCore, Doc
+from services.compressor.backends.llmlingua import LLMLinguaCompressor
+from services.compressor.blocks import BlockCache
+from services.compressor.core import CompressorCore, Doc, split_answer
 
 BOILERPLATE = "This document is confidential. Do not share it outside the company."
+
+
+class HalvingCompressor:
+    """Keeps every other word and counts its calls; optionally waits on a gate first."""
+
+    name = "halving"
+
+    def __init__(self, gate: asyncio.Event | None = None) -> None:
+        self.calls: list[list[str]] = []
+        self.questions: list[str] = []
+        self.gate = gate
+
+    async def compress(self, texts: list[str], target_ratio: float, question: str = "") -> list[str]:
+        self.calls.append(list(texts))
+        self.questions.append(question)
+        if self.gate is not None:
+            await self.gate.wait()
+        return [" ".join(t.split()[::2]) for t in texts]
+
+    async def close(self) -> None:
+        pass
+
+
+def long_text(n: int = 60) -> str:
+    return " ".join(f"word{i}" for i in range(n))
 
 
 async def test_repeated_boilerplate_removed_and_fixed_docs_untouched() -> None:
@@ -13,7 +43,7 @@ async def test_repeated_boilerplate_removed_and_fixed_docs_untouched() -> None:
         Doc("b", f"{BOILERPLATE} Cards ship in 3 days.", "context"),
         Doc("f", f"{BOILERPLATE} Fixed policy text.", "fixed"),
     ]
-    result = await CompressorCore(DedupeCompressor(), 2.0).compress(docs, "How long do refunds take?", 0)
+    result = await CompressorCore(DedupeCompressor(), 2.0).compress(docs, "q", 0)
     assert result.applied
     assert result.tokens_after < result.tokens_before
     assert "Refunds take 5 days." in result.documents[0].text
@@ -33,3 +63,136 @@ async def test_deterministic() -> None:
 async def test_ratio_below_one_rejected() -> None:
     with pytest.raises(InvalidInput):
         await CompressorCore(DedupeCompressor(), 2.0).compress([], "q", 0.5)
+
+
+def test_split_answer_keeps_the_last_line() -> None:
+    assert split_answer("Query: where is my card?\nIntent: card_arrival") == (
+        "Query: where is my card?",
+        "\nIntent: card_arrival",
+    )
+    assert split_answer("one line only") == ("one line only", "")
+    assert split_answer("\nonly an answer") == ("\nonly an answer", "")
+
+
+async def test_examples_keep_answers_and_blocks_are_compressed_separately() -> None:
+    backend = HalvingCompressor()
+    core = CompressorCore(backend, 2.0)
+    examples = [Doc(f"e{i}", f"{long_text(10)}\nIntent: label_{i}", "example") for i in range(3)]
+    context = Doc("c", long_text(), "context")
+    fixed = Doc("f", long_text(), "fixed")
+    result = await core.compress([*examples, context, fixed], "q", 0)
+    # One call per block: examples (without their answers), then context; fixed text never reaches it.
+    assert backend.calls == [[long_text(10)] * 3, [long_text()]]
+    assert backend.questions == ["", "q"]  # static examples never depend on the question
+    for i, doc in enumerate(result.documents[:3]):
+        assert doc.text.endswith(f"\nIntent: label_{i}")
+    assert result.documents[4] == fixed
+    assert result.tokens_after < result.tokens_before
+
+
+async def test_static_block_is_cached_byte_identical_across_contexts() -> None:
+    backend = HalvingCompressor()
+    core = CompressorCore(backend, 2.0)
+    examples = [Doc("e", f"{long_text(30)}\nIntent: x", "example")]
+    first = await core.compress([*examples, Doc("c", long_text(40), "context")], "one question", 0)
+    second = await core.compress([*examples, Doc("c", long_text(40), "context")], "another question", 0)
+    assert first.documents[0].text == second.documents[0].text
+    assert second.cached_blocks == 1  # the examples; the context is compressed for each question
+    assert len(backend.calls) == 3
+
+
+async def test_small_blocks_are_passed_through() -> None:
+    backend = HalvingCompressor()
+    docs = [Doc("c", "A short passage.", "context")]
+    result = await CompressorCore(backend, 2.0, min_tokens=100).compress(docs, "q", 0)
+    assert backend.calls == []
+    assert result.documents == docs and not result.applied
+
+
+async def test_abandoned_compression_finishes_and_fills_the_cache() -> None:
+    gate = asyncio.Event()
+    backend = HalvingCompressor(gate)
+    core = CompressorCore(backend, 2.0)
+    docs = [Doc("c", long_text(), "context")]
+    with pytest.raises(TimeoutError):  # the caller's deadline passes while the model works
+        await asyncio.wait_for(core.compress(docs, "q", 0), 0.05)
+    gate.set()
+    for _ in range(100):
+        if len(core.blocks):
+            break
+        await asyncio.sleep(0.01)
+    result = await core.compress(docs, "q", 0)
+    assert result.cached_blocks == 1 and result.applied
+    assert len(backend.calls) == 1
+
+
+async def test_concurrent_requests_share_one_compression() -> None:
+    gate = asyncio.Event()
+    backend = HalvingCompressor(gate)
+    core = CompressorCore(backend, 2.0)
+    docs = [Doc("c", long_text(), "context")]
+    tasks = [asyncio.create_task(core.compress(docs, "q", 0)) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    gate.set()
+    results = await asyncio.gather(*tasks)
+    assert len(backend.calls) == 1
+    assert len({r.documents[0].text for r in results}) == 1
+
+
+async def test_failed_compression_is_retried_by_the_next_request() -> None:
+    attempts = 0
+
+    async def flaky() -> list[str]:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise BackendUnavailable("down")
+        return ["ok"]
+
+    cache = BlockCache(4)
+    with pytest.raises(BackendUnavailable):
+        await cache.get_or_compute("k", flaky)
+    assert await cache.get_or_compute("k", flaky) == (["ok"], False)
+    assert await cache.get_or_compute("k", flaky) == (["ok"], True)
+
+
+def test_block_cache_evicts_least_recently_used() -> None:
+    cache = BlockCache(2)
+
+    async def fill() -> None:
+        for key in ("a", "b"):
+            await cache.get_or_compute(key, lambda key=key: asyncio.sleep(0, [key]))  # type: ignore[misc]
+        cache.get("a")
+        await cache.get_or_compute("c", lambda: asyncio.sleep(0, ["c"]))
+
+    asyncio.run(fill())
+    assert cache.get("a") == ["a"] and cache.get("b") is None and cache.get("c") == ["c"]
+
+
+def lingua(handler: httpx.MockTransport) -> LLMLinguaCompressor:
+    backend = LLMLinguaCompressor("http://lingua", 5.0)
+    backend._client = httpx.AsyncClient(base_url="http://lingua", transport=handler)
+    return backend
+
+
+async def test_llmlingua_backend_sends_the_rate_and_checks_the_reply() -> None:
+    seen = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        import json
+
+        seen.update(json.loads(request.content))
+        return httpx.Response(200, json={"texts": ["short a", "short b"], "seconds": 0.1})
+
+    assert await lingua(httpx.MockTransport(answer)).compress(["long a", "long b"], 4.0) == ["short a", "short b"]
+    assert seen == {"texts": ["long a", "long b"], "rate": 0.25, "question": ""}
+
+
+@pytest.mark.parametrize(
+    "response",
+    [httpx.Response(500, json={"error": "boom"}), httpx.Response(200, json={"texts": ["only one"]})],
+)
+async def test_llmlingua_backend_errors_are_unavailable(response: httpx.Response) -> None:
+    backend = lingua(httpx.MockTransport(lambda _: response))
+    with pytest.raises(BackendUnavailable):
+        await backend.compress(["a", "b"], 2.0)

@@ -31,7 +31,7 @@ class CompressRequest(_message.Message):
     target_ratio: _builtins.float
     """tokens_before / tokens_after to aim for; 0: service default"""
     question: _builtins.str
-    """kept verbatim; question-aware methods use it to rank content"""
+    """never compressed; not used for ranking, so blocks stay reusable across questions"""
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Document]: ...
     def __init__(

@@ -10,4 +10,9 @@ class TextCompressor(Protocol):
 
     name: str
 
-    async def compress(self, texts: list[str], question: str, target_ratio: float) -> list[str]: ...
+    async def compress(self, texts: list[str], target_ratio: float, question: str = "") -> list[str]:
+        """One output per input text, in order; target_ratio is tokens before / tokens after. With a
+        question, a method may keep what is relevant to it; the core passes none for static blocks."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,7 +1,8 @@
 """A lossless-in-meaning first compressor: drops repeated sentences and redundant whitespace.
 
 Retrieved context often repeats boilerplate (headers, disclaimers, overlapping chunks); removing exact
-repeats never changes what the model can know. LLMLingua joins later as another backend.
+repeats never changes what the model can know. It needs no model, so it also serves where the LLMLingua
+server is not running.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ _BLANK_LINES = re.compile(r"\n\s*\n+")
 class DedupeCompressor:
     name = "dedupe"
 
-    async def compress(self, texts: list[str], question: str, target_ratio: float) -> list[str]:
+    async def compress(self, texts: list[str], target_ratio: float, question: str = "") -> list[str]:
         seen: set[str] = set()
         out = []
         for text in texts:
@@ -29,3 +30,6 @@ class DedupeCompressor:
                 kept.append(sentence.strip())
             out.append(" ".join(s for s in kept if s))
         return out
+
+    async def close(self) -> None:
+        pass
