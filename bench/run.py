@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, compress, mesh, prefix, prune, router
+from bench import cache, compress, lanes, mesh, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
     "cache": cache.main,
     "compress": compress.main,
+    "lanes": lanes.main,
     "prefix": prefix.main,
     "prune": prune.main,
     "router": router.main,

@@ -12,7 +12,7 @@ from services.cli.process import Component
 from services.cli.settings import ROOT, StackSettings
 from services.common.tokens import seed_tiktoken_cache
 
-SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator")
+SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator", "batch")
 INFRA = ("redis", "weaviate", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
 
 
@@ -233,8 +233,12 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}INFERENCE_ADDR"] = f"127.0.0.1:{s.inference_port}"
         env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
     if name == "orchestrator":
-        for other in SERVICES[:-1]:
+        for other in ("inference", "router", "cache", "compressor", "summarizer"):
             env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"
+        env[f"{prefix}BATCH_REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+    if name == "batch":
+        env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+        env[f"{prefix}ORCHESTRATOR_ADDR"] = f"127.0.0.1:{s.orchestrator_port}"
     address = f"127.0.0.1:{port}"
     return Component(
         name,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import grpc
 
 from services.cli import ask as ask_cmd
+from services.cli import batch as batch_cmd
 from services.cli import stack
 from services.cli.settings import StackSettings
 
@@ -55,6 +57,28 @@ def _bench(args: argparse.Namespace, settings: StackSettings) -> int:
     return bench_run.main(args.name, args.bench_args)
 
 
+def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
+    address = args.address or f"127.0.0.1:{settings.orchestrator_port}"
+    try:
+        if args.action == "submit":
+            status = batch_cmd.submit(address, args.tenant, Path(args.target), args.timeout)
+            print(status.batch_id)
+            print(batch_cmd.progress_line(status), file=sys.stderr)
+        elif args.action == "status":
+            batch_cmd.watch(address, args.tenant, args.target, follow=args.watch)
+        elif args.action == "results":
+            batch_cmd.results(address, args.tenant, args.target)
+        else:
+            print(batch_cmd.progress_line(batch_cmd.cancel(address, args.tenant, args.target)))
+    except grpc.RpcError as exc:
+        print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _router(args: argparse.Namespace, settings: StackSettings) -> int:
     # Offline tools: they load the datasets, the embedder and numpy only when asked for.
     from services.router import labels, training  # noqa: PLC0415
@@ -86,6 +110,18 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("name")
     b.add_argument("bench_args", nargs=argparse.REMAINDER)
     b.set_defaults(fn=_bench)
+    bt = sub.add_parser(
+        "batch",
+        help="the batch lane: `submit FILE.jsonl` (OpenAI batch input) prints a batch id; `status ID [--watch]`; "
+        "`results ID > out.jsonl` (OpenAI batch output, streamed as items complete); `cancel ID`",
+    )
+    bt.add_argument("action", choices=("submit", "status", "results", "cancel"))
+    bt.add_argument("target", help="the JSONL file (submit) or the batch id")
+    bt.add_argument("--tenant", default="default")
+    bt.add_argument("--watch", action="store_true", help="status: redraw the progress bar until done")
+    bt.add_argument("--address", default="", help="orchestrator host:port")
+    bt.add_argument("--timeout", type=float, default=120.0)
+    bt.set_defaults(fn=_batch)
     r = sub.add_parser("router", help="offline router tools: `label` runs both tiers on MMLU, `train` learns")
     r.add_argument("tool", choices=("label", "train"))
     r.add_argument("tool_args", nargs=argparse.REMAINDER)

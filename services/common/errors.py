@@ -19,6 +19,10 @@ class InvalidInput(CostmeshError):
     code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class NotFound(CostmeshError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
 class MissingConfig(CostmeshError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -42,6 +42,8 @@ class Service:
     closers: list[Closer] = field(default_factory=list)
     # Periodic upkeep (for example cache eviction): (name, interval_s, job); started with the server.
     periodic: list[tuple[str, float, Job]] = field(default_factory=list)
+    # Long-running work (the batch consumer's loop): started with the server, cancelled at shutdown.
+    background: list[Job] = field(default_factory=list)
 
     async def run_periodic(self, name: str, interval_s: float, job: Job) -> None:
         while True:
@@ -115,6 +117,7 @@ async def serve(build_server: BuildServer, settings: ServiceSettings, name: str)
     await service.refresh_health()
     monitor = asyncio.create_task(service.watch_health(settings.health_interval_s))
     jobs = [asyncio.create_task(service.run_periodic(*p)) for p in service.periodic]
+    jobs += [asyncio.create_task(run_background(job)) for job in service.background]
     log.info("%s listening on %s:%d", name, settings.host, service.port)
 
     stop = asyncio.Event()
@@ -131,6 +134,10 @@ async def serve(build_server: BuildServer, settings: ServiceSettings, name: str)
     await service.stop(settings.grace_s)
     provider.shutdown()  # flushes pending spans
     log.info("%s stopped", name)
+
+
+async def run_background(job: Job) -> None:
+    await job()
 
 
 def run(build_server: BuildServer, settings: ServiceSettings, name: str) -> None:

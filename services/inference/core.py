@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
+from services.common.tokens import count_messages
 from services.inference.backends.base import ChatBackend
 from services.inference.breaker import CircuitBreaker, State
 from services.inference.domain import ChatPrompt, Completion, GenerateResult, Tier
+from services.inference.limits import LaneLimiter
 from services.inference.pricing import DEFAULT_PRICES, Price, cost_of
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,12 @@ class InferenceMetrics:
         self.skipped = Counter(
             "costmesh_backend_skipped", "Calls not made: the circuit was open", ["tier", "backend"], registry=registry
         )
+        self.rate_limited = Counter(
+            "costmesh_lane_rate_limited",
+            "Requests refused: their lane was over its rate limit",
+            ["lane", "tier"],
+            registry=registry,
+        )
         self.circuit_open = Gauge(
             "costmesh_backend_circuit_open",
             "1 while a backend's circuit is open",
@@ -55,8 +63,10 @@ class InferenceCore:
         prices: dict[str, Price] | None = None,
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
+        limiter: LaneLimiter | None = None,
     ) -> None:
         self._tiers = tiers
+        self._limiter = limiter or LaneLimiter({})
         self._metrics = metrics
         self._breakers = {
             tier: [CircuitBreaker(breaker_failures, breaker_cooldown_s) for _ in config.backends]
@@ -84,6 +94,7 @@ class InferenceCore:
         backend: str,
         removed_tokens: Mapping[str, int] | None,
         fell_back: bool,
+        lane: str,
     ) -> GenerateResult:
         cost = cost_of(
             completion.usage,
@@ -91,6 +102,7 @@ class InferenceCore:
             self._tiers[Tier.LARGE].price_model if Tier.LARGE in self._tiers else self._tier(tier).price_model,
             self._prices,
             removed_tokens,
+            batch=lane == "batch",
         )
         self._metrics.cost.labels(tier.value).inc(cost.cost_usd)
         self._metrics.baseline.labels(tier.value).inc(cost.baseline_cost_usd)
@@ -130,16 +142,32 @@ class InferenceCore:
         backend: ChatBackend,
         completion: Completion,
         removed_tokens: Mapping[str, int] | None,
+        lane: str,
     ) -> GenerateResult:
         """A backend's answer: its circuit closes, a fall-over is counted, the call is priced."""
         self._record(tier, index, ok=True)
         if index:
             self._metrics.fallbacks.labels(tier.value, backend.name).inc()
-        return self._priced(tier, completion, backend.name, removed_tokens, fell_back=index > 0)
+        return self._priced(tier, completion, backend.name, removed_tokens, index > 0, lane)
+
+    def _admit(self, tier: Tier, prompt: ChatPrompt, lane: str) -> None:
+        """Charges the lane's rate limits: one request, and the prompt plus the most it may generate."""
+        tokens = count_messages([(m.role, m.content) for m in prompt.messages]) + prompt.sampling.max_tokens
+        try:
+            self._limiter.acquire(lane, tier.value, tokens)
+        except RateLimited:
+            self._metrics.rate_limited.labels(lane, tier.value).inc()
+            raise
 
     async def generate(
-        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None = None
+        self,
+        tier: Tier,
+        prompt: ChatPrompt,
+        timeout_s: float,
+        removed_tokens: Mapping[str, int] | None = None,
+        lane: str = "realtime",
     ) -> GenerateResult:
+        self._admit(tier, prompt, lane)
         errors: list[str] = []
         for index, backend in self._attempts(tier):
             try:
@@ -153,20 +181,26 @@ class InferenceCore:
             except InvalidInput:
                 self._record(tier, index, ok=True)  # the request's fault, not the backend's
                 raise
-            return self._answered(tier, index, backend, completion, removed_tokens)
+            return self._answered(tier, index, backend, completion, removed_tokens, lane)
         raise BackendUnavailable(f"every {tier.value} backend failed: {'; '.join(errors)}")
 
     async def stream(
-        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None = None
+        self,
+        tier: Tier,
+        prompt: ChatPrompt,
+        timeout_s: float,
+        removed_tokens: Mapping[str, int] | None = None,
+        lane: str = "realtime",
     ) -> AsyncIterator[str | GenerateResult]:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
+        self._admit(tier, prompt, lane)
         errors: list[str] = []
         for index, backend in self._attempts(tier):
             started = False
             try:
                 async for item in backend.stream(prompt, timeout_s):
                     if isinstance(item, Completion):
-                        yield self._answered(tier, index, backend, item, removed_tokens)
+                        yield self._answered(tier, index, backend, item, removed_tokens, lane)
                         return
                     started = True
                     yield item

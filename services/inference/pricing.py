@@ -43,21 +43,24 @@ def cost_of(
     baseline_model: str,
     prices: Mapping[str, Price],
     removed_tokens: Mapping[str, int] | None = None,
+    batch: bool = False,
 ) -> Cost:
     """Cost of this call, and of the baseline: the large model, the full prompt, no prefix cache.
 
     The difference is split by intervention, walking from the baseline to this call: the tokens pruning and
     compression removed (at the baseline's input price), then the cheaper tier ("routing", both priced with
-    no prefix cache), then the prefix cache's discount on this tier. The parts add up to baseline - cost.
+    no prefix cache), then the prefix cache's discount on this tier, then batch pricing for the batch lane.
+    The parts add up to baseline - cost.
     """
     removed = {name: n for name, n in (removed_tokens or {}).items() if n > 0}
     price, baseline_price = prices[price_model], prices[baseline_model]
     uncached = Usage(usage.prompt_tokens, usage.completion_tokens)
     baseline_usage = Usage(usage.prompt_tokens + sum(removed.values()), usage.completion_tokens)
-    cost = price_of(usage, price)
+    cost = price_of(usage, price, batch)
     by_intervention = {name: PER_TOKEN * n * baseline_price.input_per_m for name, n in removed.items()}
     by_intervention["routing"] = price_of(uncached, baseline_price) - price_of(uncached, price)
-    by_intervention["prefix_cache"] = price_of(uncached, price) - cost
+    by_intervention["prefix_cache"] = price_of(uncached, price) - price_of(usage, price)
+    by_intervention["batch"] = price_of(usage, price) - cost  # the batch lane pays Batch API prices
     return Cost(
         cost_usd=cost,
         baseline_cost_usd=price_of(baseline_usage, baseline_price),

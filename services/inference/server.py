@@ -7,6 +7,7 @@ from services.common.runtime import Service, new_service
 from services.inference.backends.registry import make_backend
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
 from services.inference.domain import Tier
+from services.inference.limits import LaneLimit, LaneLimiter
 from services.inference.pricing import DEFAULT_PRICES, Price
 from services.inference.servicer import InferenceServicer
 from services.inference.settings import InferenceSettings
@@ -25,7 +26,10 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
         ]
         tiers[tier] = TierConfig(backends, price_model)
     prices = DEFAULT_PRICES | {name: Price(**row.model_dump()) for name, row in settings.prices.items()}
-    return InferenceCore(tiers, metrics, prices, settings.breaker_failures, settings.breaker_cooldown_s)
+    limits = {key: LaneLimit(rpm, tpm) for key, (rpm, tpm) in settings.lane_limit_table().items()}
+    return InferenceCore(
+        tiers, metrics, prices, settings.breaker_failures, settings.breaker_cooldown_s, LaneLimiter(limits)
+    )
 
 
 async def build_server(settings: InferenceSettings, core: InferenceCore | None = None) -> Service:

@@ -37,6 +37,10 @@ def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -
     return TIERS[request.tier], ChatPrompt(tuple(messages), sampling)
 
 
+def lane_of(request: inference_pb2.GenerateRequest) -> str:
+    return "batch" if request.lane == common_pb2.LANE_BATCH else "realtime"
+
+
 def removed_tokens(request: inference_pb2.GenerateRequest) -> dict[str, int]:
     negative = sorted(name for name, n in request.removed_tokens.items() if n < 0)
     if negative:
@@ -78,7 +82,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         self, request: inference_pb2.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> inference_pb2.GenerateResponse:
         tier, prompt = to_prompt(request, self._default_max_tokens)
-        result = await self._core.generate(tier, prompt, remaining_s(context, self._timeout_s), removed_tokens(request))
+        timeout = remaining_s(context, self._timeout_s)
+        result = await self._core.generate(tier, prompt, timeout, removed_tokens(request), lane_of(request))
         return to_response(result)
 
     async def GenerateStream(
@@ -86,7 +91,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
     ) -> AsyncIterator[inference_pb2.GenerateChunk]:
         tier, prompt = to_prompt(request, self._default_max_tokens)
         timeout = remaining_s(context, self._timeout_s)
-        async for item in self._core.stream(tier, prompt, timeout, removed_tokens(request)):
+        async for item in self._core.stream(tier, prompt, timeout, removed_tokens(request), lane_of(request)):
             if isinstance(item, str):
                 yield inference_pb2.GenerateChunk(delta=item)
             else:

@@ -17,6 +17,21 @@ class PriceRow(BaseModel):
     batch_discount: float = Field(default=0.5, gt=0, le=1)  # the share of the price a Batch API charges
 
 
+class LaneLimitRow(BaseModel):
+    requests_per_minute: float = Field(gt=0)
+    tokens_per_minute: float = Field(gt=0)  # prompt tokens plus max_tokens, charged when a request starts
+
+
+# The batch lane's default quota is deliberately small next to what one CPU model server can do, so
+# batch work fills idle capacity without queueing ahead of real-time requests. Real time: no limit.
+DEFAULT_LANE_LIMITS = {
+    "batch": {
+        "small": LaneLimitRow(requests_per_minute=30, tokens_per_minute=60_000),
+        "large": LaneLimitRow(requests_per_minute=10, tokens_per_minute=30_000),
+    }
+}
+
+
 class InferenceSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COSTMESH_INFERENCE_", extra="forbid")
 
@@ -36,6 +51,10 @@ class InferenceSettings(ServiceSettings):
     # A backend that fails this many calls in a row is skipped for the cool-down, then tried once again.
     breaker_failures: int = Field(default=3, ge=1)
     breaker_cooldown_s: float = Field(default=30.0, gt=0)
+    # Rate limits per lane ("realtime", "batch") and tier ("small", "large"), as JSON, replacing the
+    # defaults above, for example COSTMESH_INFERENCE_LANE_LIMITS='{"batch": {"large": {"requests_per_minute":
+    # 60, "tokens_per_minute": 100000}}}'. A lane and tier without a row is not limited.
+    lane_limits: dict[str, dict[str, LaneLimitRow]] = Field(default_factory=lambda: dict(DEFAULT_LANE_LIMITS))
     default_max_tokens: int = 256
     timeout_s: float = 120.0  # CPU-served models are slow; a GPU deployment can lower this
     openai_api_key: str = Field(
@@ -49,3 +68,13 @@ class InferenceSettings(ServiceSettings):
             kind, _, url = item.partition("=")
             pairs.append((kind.strip(), url.strip()))
         return pairs
+
+    def lane_limit_table(self) -> dict[tuple[str, str], tuple[float, float]]:
+        for lane, tiers in self.lane_limits.items():
+            if lane not in ("realtime", "batch") or not set(tiers) <= {"small", "large"}:
+                raise ValueError(f"lane_limits: unknown lane {lane!r} or tier in {sorted(tiers)}")
+        return {
+            (lane, tier): (row.requests_per_minute, row.tokens_per_minute)
+            for lane, tiers in self.lane_limits.items()
+            for tier, row in tiers.items()
+        }

@@ -189,6 +189,7 @@ class Pipeline:
             messages=messages,
             sampling=request.sampling,
             removed_tokens={name: n for name, n in removed.items() if n > 0},
+            lane=request.lane,
         )
         return prepared
 

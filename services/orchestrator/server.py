@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import redis.asyncio as redis
+
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from services.batch.api import BatchApi
+from services.batch.backends.redis_streams import RedisStreamQueue
+from services.batch.jobs import JobStore
 from services.common.contracts import TIERS_BY_NAME
 from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages
@@ -41,6 +46,13 @@ def escalation_policy(settings: OrchestratorSettings) -> EscalationPolicy | None
     )
 
 
+def batch_api(settings: OrchestratorSettings) -> BatchApi | None:
+    if not settings.batch_redis_url:
+        return None
+    client = redis.Redis.from_url(settings.batch_redis_url)
+    return BatchApi(JobStore(client, settings.batch_retention_s), RedisStreamQueue(client))
+
+
 async def build_server(settings: OrchestratorSettings) -> Service:
     service = new_service("orchestrator", settings, [SERVICE_NAME])
     stages = GrpcStages(settings)
@@ -55,9 +67,12 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         load_embedder(settings),  # loaded once, at start-up
         escalation_policy(settings),
     )
+    batch = batch_api(settings)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
-        OrchestratorServicer(pipeline, settings.request_timeout_s), service.server
+        OrchestratorServicer(pipeline, settings.request_timeout_s, batch), service.server
     )
+    if batch is not None:
+        service.closers.append(batch.close)
     # Cache, router, summarizer and compressor fail open; without inference no request can be answered.
     service.checks["inference"] = stages.inference_serving
     service.closers.append(stages.close)

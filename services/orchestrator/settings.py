@@ -38,5 +38,8 @@ class OrchestratorSettings(ServiceSettings):
     escalation: bool = True
     escalation_min_mean_token_prob: float = Field(default=0.55, ge=0.0, le=1.0)
     escalation_min_token_logprob: float = Field(default=-9.0, le=0.0)
+    # The batch lane's job store and queue (services/batch); empty: the batch RPCs answer FAILED_PRECONDITION.
+    batch_redis_url: str = ""
+    batch_retention_s: int = Field(default=7 * 86_400, gt=0)
     # The escalation rate the alert in deploy/prometheus/rules.yml compares against (exported as a gauge).
     escalation_alert_baseline: float = Field(default=0.25, ge=0.0, le=1.0)

@@ -171,7 +171,7 @@ def test_status_reports_every_component(running_stack: RunningStack) -> None:
 def test_every_service_serves_prometheus_metrics(running_stack: RunningStack) -> None:
     s = running_stack.settings
     bodies = {}
-    for name in ("orchestrator", "router", "cache", "compressor", "summarizer", "inference"):
+    for name in ("orchestrator", "router", "cache", "compressor", "summarizer", "inference", "batch"):
         port = s.metrics_base_port + getattr(s, f"{name}_port") - s.orchestrator_port
         bodies[name] = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         assert "# TYPE costmesh_rpc_duration_seconds histogram" in bodies[name], name
@@ -181,6 +181,7 @@ def test_every_service_serves_prometheus_metrics(running_stack: RunningStack) ->
         in (bodies["orchestrator"])
     )
     assert 'costmesh_cost_usd_total{tier="small"}' in bodies["inference"]
+    assert "costmesh_batch_queue_depth" in bodies["batch"]
     assert re.search(
         r'costmesh_cache_lookups_total\{result="hit",tenant="e2e\w+",tier="exact"\} [1-9]', bodies["cache"]
     )

@@ -3,9 +3,10 @@
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.common.errors import BackendUnavailable
+from services.common.errors import BackendUnavailable, RateLimited
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
 from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Tier
+from services.inference.limits import LaneLimit, LaneLimiter
 from tests.service.fakes import DeadBackend, EchoBackend
 
 PROMPT = ChatPrompt((ChatMessage("user", "hello there"),), Sampling(max_tokens=16))
@@ -59,3 +60,19 @@ async def test_stream_falls_over_before_the_first_delta() -> None:
     *deltas, final = items
     assert "".join(str(d) for d in deltas).strip() == "echo: hello there"
     assert not isinstance(final, str) and final.backend == "live" and final.fell_back
+
+
+async def test_batch_lane_over_its_limit_is_refused_while_real_time_is_served() -> None:
+    registry = CollectorRegistry()
+    backend = EchoBackend("live")
+    limiter = LaneLimiter({("batch", "small"): LaneLimit(1, 10_000)})
+    tiers = {Tier.SMALL: TierConfig([backend], "gpt-4o-mini"), Tier.LARGE: TierConfig([EchoBackend()], "gpt-4o")}
+    core = InferenceCore(tiers, InferenceMetrics(registry), limiter=limiter)
+    first = await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")
+    assert first.cost.by_intervention["batch"] > 0  # priced at batch prices
+    with pytest.raises(RateLimited, match="batch lane"):
+        await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")
+    assert len(backend.prompts) == 1  # the refused request never reached the model
+    for _ in range(5):
+        await core.generate(Tier.SMALL, PROMPT, 5)  # real time: its own (unlimited) quota
+    assert registry.get_sample_value("costmesh_lane_rate_limited_total", {"lane": "batch", "tier": "small"}) == 1

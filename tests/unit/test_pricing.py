@@ -59,3 +59,14 @@ def test_price_table_rows_come_from_config(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("COSTMESH_INFERENCE_SMALL_PRICE_MODEL", "unpriced-model")
     with pytest.raises(Exception, match="no price for 'unpriced-model'"):
         build_core(InferenceSettings(), InferenceMetrics(CollectorRegistry()))
+
+
+def test_batch_lane_is_priced_at_batch_prices_and_the_saving_is_attributed() -> None:
+    usage = Usage(1000, 100, 200)
+    realtime = cost_of(usage, "gpt-4o-mini", "gpt-4o", DEFAULT_PRICES)
+    batch = cost_of(usage, "gpt-4o-mini", "gpt-4o", DEFAULT_PRICES, batch=True)
+    assert batch.cost_usd == pytest.approx(realtime.cost_usd * DEFAULT_PRICES["gpt-4o-mini"].batch_discount)
+    assert batch.baseline_cost_usd == pytest.approx(realtime.baseline_cost_usd)
+    assert batch.by_intervention["batch"] == pytest.approx(realtime.cost_usd - batch.cost_usd)
+    assert "batch" not in realtime.by_intervention
+    assert sum(batch.by_intervention.values()) == pytest.approx(batch.baseline_cost_usd - batch.cost_usd)

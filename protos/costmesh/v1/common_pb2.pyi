@@ -62,6 +62,30 @@ TIER_SMALL: Tier.ValueType  # 1
 TIER_LARGE: Tier.ValueType  # 2
 Global___Tier: _TypeAlias = Tier  # noqa: Y015
 
+class _Lane:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _LaneEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Lane.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LANE_UNSPECIFIED: _Lane.ValueType  # 0
+    """real time"""
+    LANE_REALTIME: _Lane.ValueType  # 1
+    LANE_BATCH: _Lane.ValueType  # 2
+    """set by the batch consumer"""
+
+class Lane(_Lane, metaclass=_LaneEnumTypeWrapper):
+    """Which quota a request draws on. Batch work has its own queue, rate limits and (batch API) prices, so a
+    flood of it never uses the real-time lane's quota.
+    """
+
+LANE_UNSPECIFIED: Lane.ValueType  # 0
+"""real time"""
+LANE_REALTIME: Lane.ValueType  # 1
+LANE_BATCH: Lane.ValueType  # 2
+"""set by the batch consumer"""
+Global___Lane: _TypeAlias = Lane  # noqa: Y015
+
 class _DocumentKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015

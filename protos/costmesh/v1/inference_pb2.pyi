@@ -49,10 +49,13 @@ class GenerateRequest(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     SAMPLING_FIELD_NUMBER: _builtins.int
     REMOVED_TOKENS_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     request_id: _builtins.str
     tier: _common_pb2.Tier.ValueType
     """required"""
+    lane: _common_pb2.Lane.ValueType
+    """whose rate limits apply; LANE_BATCH is priced at batch prices"""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]:
         """the prompt as sent, static content first"""
@@ -74,10 +77,11 @@ class GenerateRequest(_message.Message):
         messages: _abc.Iterable[_common_pb2.Message] | None = ...,
         sampling: _common_pb2.SamplingParams | None = ...,
         removed_tokens: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        lane: _common_pb2.Lane.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "removed_tokens", b"removed_tokens", "request_id", b"request_id", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lane", b"lane", "messages", b"messages", "removed_tokens", b"removed_tokens", "request_id", b"request_id", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -8,6 +8,7 @@ from costmesh.v1 import common_pb2 as _common_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,31 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _BatchState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BatchStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BATCH_STATE_UNSPECIFIED: _BatchState.ValueType  # 0
+    BATCH_STATE_QUEUED: _BatchState.ValueType  # 1
+    """nothing answered yet"""
+    BATCH_STATE_RUNNING: _BatchState.ValueType  # 2
+    BATCH_STATE_COMPLETED: _BatchState.ValueType  # 3
+    """every item has a result (an answer or an error)"""
+    BATCH_STATE_CANCELLED: _BatchState.ValueType  # 4
+
+class BatchState(_BatchState, metaclass=_BatchStateEnumTypeWrapper): ...
+
+BATCH_STATE_UNSPECIFIED: BatchState.ValueType  # 0
+BATCH_STATE_QUEUED: BatchState.ValueType  # 1
+"""nothing answered yet"""
+BATCH_STATE_RUNNING: BatchState.ValueType  # 2
+BATCH_STATE_COMPLETED: BatchState.ValueType  # 3
+"""every item has a result (an answer or an error)"""
+BATCH_STATE_CANCELLED: BatchState.ValueType  # 4
+Global___BatchState: _TypeAlias = BatchState  # noqa: Y015
 
 @_typing.final
 class CompletionRequest(_message.Message):
@@ -53,6 +79,7 @@ class CompletionRequest(_message.Message):
     TIER_FIELD_NUMBER: _builtins.int
     RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """required: cache isolation, quotas and per-tenant settings key off it"""
     request_id: _builtins.str
@@ -63,6 +90,8 @@ class CompletionRequest(_message.Message):
     """force a tier; TIER_UNSPECIFIED lets the router decide"""
     response_format: _builtins.str
     """optional JSON schema the answer must satisfy"""
+    lane: _common_pb2.Lane.ValueType
+    """LANE_BATCH is set by the batch consumer, not by users"""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]:
         """the conversation; the last message is the user's"""
@@ -90,10 +119,11 @@ class CompletionRequest(_message.Message):
         tier: _common_pb2.Tier.ValueType = ...,
         response_format: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        lane: _common_pb2.Lane.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "conversation_id", b"conversation_id", "documents", b"documents", "messages", b"messages", "metadata", b"metadata", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "conversation_id", b"conversation_id", "documents", b"documents", "lane", b"lane", "messages", b"messages", "metadata", b"metadata", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -186,3 +216,186 @@ class CompletionChunk(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_chunk) -> _WhichOneofReturnType_chunk | None: ...
 
 Global___CompletionChunk: _TypeAlias = CompletionChunk  # noqa: Y015
+
+@_typing.final
+class BatchItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOM_ID_FIELD_NUMBER: _builtins.int
+    REQUEST_FIELD_NUMBER: _builtins.int
+    OPENAI_LINE_FIELD_NUMBER: _builtins.int
+    custom_id: _builtins.str
+    """the caller's id, unique in the batch; results carry it back"""
+    openai_line: _builtins.str
+    """or one line of an OpenAI batch input file (/v1/chat/completions)"""
+    @_builtins.property
+    def request(self) -> Global___CompletionRequest:
+        """the same message as a real-time request (tenant may be left empty)"""
+
+    def __init__(
+        self,
+        *,
+        custom_id: _builtins.str = ...,
+        request: Global___CompletionRequest | None = ...,
+        openai_line: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "openai_line", b"openai_line", "request", b"request"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "custom_id", b"custom_id", "openai_line", b"openai_line", "request", b"request"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "openai_line"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
+
+Global___BatchItem: _TypeAlias = BatchItem  # noqa: Y015
+
+@_typing.final
+class SubmitBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchItem]: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        items: _abc.Iterable[Global___BatchItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitBatchRequest: _TypeAlias = SubmitBatchRequest  # noqa: Y015
+
+@_typing.final
+class BatchRef(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    batch_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        batch_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchRef: _TypeAlias = BatchRef  # noqa: Y015
+
+@_typing.final
+class BatchStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    SUCCEEDED_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    CANCELLED_FIELD_NUMBER: _builtins.int
+    COST_USD_FIELD_NUMBER: _builtins.int
+    BASELINE_COST_USD_FIELD_NUMBER: _builtins.int
+    CREATED_UNIX_MS_FIELD_NUMBER: _builtins.int
+    FINISHED_UNIX_MS_FIELD_NUMBER: _builtins.int
+    batch_id: _builtins.str
+    state: Global___BatchState.ValueType
+    total: _builtins.int
+    succeeded: _builtins.int
+    failed: _builtins.int
+    """items with an error result (bad line, invalid request, model error)"""
+    cancelled: _builtins.int
+    cost_usd: _builtins.float
+    """of the answered items, at batch prices"""
+    baseline_cost_usd: _builtins.float
+    """the same items on the large model, real time, full context"""
+    created_unix_ms: _builtins.int
+    finished_unix_ms: _builtins.int
+    """0 until finished"""
+    def __init__(
+        self,
+        *,
+        batch_id: _builtins.str = ...,
+        state: Global___BatchState.ValueType = ...,
+        total: _builtins.int = ...,
+        succeeded: _builtins.int = ...,
+        failed: _builtins.int = ...,
+        cancelled: _builtins.int = ...,
+        cost_usd: _builtins.float = ...,
+        baseline_cost_usd: _builtins.float = ...,
+        created_unix_ms: _builtins.int = ...,
+        finished_unix_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_cost_usd", b"baseline_cost_usd", "batch_id", b"batch_id", "cancelled", b"cancelled", "cost_usd", b"cost_usd", "created_unix_ms", b"created_unix_ms", "failed", b"failed", "finished_unix_ms", b"finished_unix_ms", "state", b"state", "succeeded", b"succeeded", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchStatus: _TypeAlias = BatchStatus  # noqa: Y015
+
+@_typing.final
+class BatchError(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """a gRPC status name: INVALID_ARGUMENT, UNAVAILABLE, CANCELLED, ..."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchError: _TypeAlias = BatchError  # noqa: Y015
+
+@_typing.final
+class BatchResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOM_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    custom_id: _builtins.str
+    index: _builtins.int
+    """position in the submitted batch"""
+    @_builtins.property
+    def response(self) -> Global___CompletionResponse: ...
+    @_builtins.property
+    def error(self) -> Global___BatchError: ...
+    def __init__(
+        self,
+        *,
+        custom_id: _builtins.str = ...,
+        index: _builtins.int = ...,
+        response: Global___CompletionResponse | None = ...,
+        error: Global___BatchError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_id", b"custom_id", "error", b"error", "index", b"index", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["response", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___BatchResult: _TypeAlias = BatchResult  # noqa: Y015

@@ -1,0 +1,106 @@
+"""Real-time latency with and without a batch flood, through the running mesh (`costmesh up`).
+
+Phase 1 sends `--requests` real-time requests one after another (small tier forced, cache off) and
+records their latency. Phase 2 submits a batch of `--batch-items` requests of the same kind to the batch
+lane and, while the consumer drains it, sends the same real-time requests again. The batch lane draws
+on its own rate limits (the inference service's COSTMESH_INFERENCE_LANE_LIMITS), so what the flood may
+take from real time is bounded by that quota; the figures show what is left.
+
+Questions are banking77 test queries (bench/data), so nothing repeats inside a phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+
+import grpc
+
+from bench import datasets
+from bench.output import emit
+from bench.stats import summarize_ms
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.cli.settings import StackSettings
+
+
+def request(tenant: str, question: str, max_tokens: int) -> orchestrator_pb2.CompletionRequest:
+    return orchestrator_pb2.CompletionRequest(
+        tenant=tenant,
+        messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content=question)],
+        sampling=common_pb2.SamplingParams(max_tokens=max_tokens),
+        cache=common_pb2.CacheControl(no_cache=True, no_store=True),
+        tier=common_pb2.TIER_SMALL,
+    )
+
+
+def realtime(
+    stub: orchestrator_pb2_grpc.OrchestratorStub, tenant: str, questions: list[str], max_tokens: int
+) -> list[float]:
+    latencies = []
+    for question in questions:
+        started = time.perf_counter()
+        stub.Complete(request(tenant, question, max_tokens), timeout=300)
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+def batch_progress(stub: orchestrator_pb2_grpc.OrchestratorStub, tenant: str, batch_id: str) -> int:
+    status = stub.GetBatch(orchestrator_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=30)
+    return int(status.succeeded + status.failed + status.cancelled)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="costmesh bench lanes", description=__doc__)
+    parser.add_argument("--requests", type=int, default=20, help="real-time requests per phase")
+    parser.add_argument("--batch-items", type=int, default=200)
+    parser.add_argument("--max-tokens", type=int, default=8)
+    args = parser.parse_args(argv)
+    stack = StackSettings()
+    stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.insecure_channel(f"127.0.0.1:{stack.orchestrator_port}"))
+    tenant = f"bench-lanes-{uuid.uuid4().hex[:8]}"
+    queries = [text for text, _ in datasets.sample(datasets.banking77("test"), 2 * args.requests + args.batch_items, 3)]
+    quiet, busy, flood = (
+        queries[: args.requests],
+        queries[args.requests : 2 * args.requests],
+        queries[2 * args.requests :],
+    )
+
+    realtime(stub, tenant, quiet[:2], args.max_tokens)  # warm-up: connections, first-request costs
+    alone = realtime(stub, tenant, quiet, args.max_tokens)
+    emit({"bench": "lanes", "phase": "real time alone", **summarize_ms(alone)})
+
+    items = [
+        orchestrator_pb2.BatchItem(custom_id=f"b{i}", request=request(tenant, q, args.max_tokens))
+        for i, q in enumerate(flood)
+    ]
+    submitted = stub.SubmitBatch(orchestrator_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=120)
+    started = time.perf_counter()
+    during = realtime(stub, tenant, busy, args.max_tokens)
+    window_s = time.perf_counter() - started
+    done = batch_progress(stub, tenant, submitted.batch_id)
+    emit(
+        {
+            "bench": "lanes",
+            "phase": "real time during a batch flood",
+            **summarize_ms(during),
+            "batch_items_done_meanwhile": done,
+            "batch_items_per_minute": round(60 * done / window_s, 1),
+        }
+    )
+    stub.CancelBatch(orchestrator_pb2.BatchRef(tenant=tenant, batch_id=submitted.batch_id), timeout=120)
+    emit(
+        {
+            "bench": "lanes",
+            "summary": True,
+            "realtime_p50_ms_alone": round(1000 * statistics.median(alone), 1),
+            "realtime_p50_ms_with_flood": round(1000 * statistics.median(during), 1),
+            "realtime_p99_ms_alone": summarize_ms(alone)["p99_ms"],
+            "realtime_p99_ms_with_flood": summarize_ms(during)["p99_ms"],
+            "p99_ratio": round(summarize_ms(during)["p99_ms"] / summarize_ms(alone)["p99_ms"], 2),
+            "batch_items_submitted": len(items),
+            "batch_items_done_during_window": done,
+        }
+    )
+    return 0

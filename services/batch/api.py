@@ -1,0 +1,132 @@
+"""The batch lane's front door (the orchestrator's batch RPCs): submit, status, results, cancel. No grpc.
+
+Submission checks every item with the real-time lane's own validation. An item that fails gets its
+error result at once; only valid items are queued for the consumer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from costmesh.v1 import orchestrator_pb2
+from services.batch.backends.base import WorkItem, WorkQueue
+from services.batch.jobs import JobStore, JobSummary
+from services.batch.lines import BadLine, check_request, custom_id_of, parse_line
+from services.common.errors import InvalidInput
+from services.common.validation import check_tenant
+
+MAX_ITEMS = 50_000  # OpenAI's Batch API limit per file
+
+STATES = {
+    "queued": orchestrator_pb2.BATCH_STATE_QUEUED,
+    "running": orchestrator_pb2.BATCH_STATE_RUNNING,
+    "completed": orchestrator_pb2.BATCH_STATE_COMPLETED,
+    "cancelled": orchestrator_pb2.BATCH_STATE_CANCELLED,
+}
+
+
+def state_of(job: JobSummary) -> str:
+    if job.finished_ms:
+        return "cancelled" if job.cancel_requested else "completed"
+    return "running" if job.done else "queued"
+
+
+def status_of(job: JobSummary) -> orchestrator_pb2.BatchStatus:
+    return orchestrator_pb2.BatchStatus(
+        batch_id=job.batch_id,
+        state=STATES[state_of(job)],
+        total=job.total,
+        succeeded=job.succeeded,
+        failed=job.failed,
+        cancelled=job.cancelled,
+        cost_usd=job.cost_usd,
+        baseline_cost_usd=job.baseline_cost_usd,
+        created_unix_ms=job.created_ms,
+        finished_unix_ms=job.finished_ms,
+    )
+
+
+def error_result(index: int, custom_id: str, code: str, message: str) -> orchestrator_pb2.BatchResult:
+    return orchestrator_pb2.BatchResult(
+        custom_id=custom_id, index=index, error=orchestrator_pb2.BatchError(code=code, message=message)
+    )
+
+
+def normalize(tenant: str, item: orchestrator_pb2.BatchItem) -> orchestrator_pb2.BatchItem:
+    """The item as the consumer will run it: an OpenAI line parsed, the batch's tenant filled in. Raises
+    BadLine with the reason when it cannot run."""
+    if item.WhichOneof("body") == "openai_line":
+        custom_id, request = parse_line(item.openai_line, tenant)
+        if item.custom_id and item.custom_id != custom_id:
+            raise BadLine(f"custom_id {item.custom_id!r} differs from the line's {custom_id!r}")
+        return orchestrator_pb2.BatchItem(custom_id=custom_id, request=request)
+    if not item.HasField("request"):
+        raise BadLine("an item needs a request or an openai_line")
+    request = orchestrator_pb2.CompletionRequest()
+    request.CopyFrom(item.request)
+    if request.tenant and request.tenant != tenant:
+        raise BadLine(f"request.tenant {request.tenant!r} differs from the batch's {tenant!r}")
+    request.tenant = tenant
+    request.request_id = request.request_id or item.custom_id
+    check_request(request)
+    return orchestrator_pb2.BatchItem(custom_id=item.custom_id, request=request)
+
+
+class BatchApi:
+    def __init__(self, store: JobStore, queue: WorkQueue) -> None:
+        self._store = store
+        self._queue = queue
+
+    async def submit(self, tenant: str, items: list[orchestrator_pb2.BatchItem]) -> orchestrator_pb2.BatchStatus:
+        check_tenant(tenant)
+        if not items:
+            raise InvalidInput("a batch needs at least one item")
+        if len(items) > MAX_ITEMS:
+            raise InvalidInput(f"at most {MAX_ITEMS} items per batch")
+        stored: list[orchestrator_pb2.BatchItem] = []
+        errors: list[orchestrator_pb2.BatchResult] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            try:
+                ready = normalize(tenant, item)
+                if ready.custom_id in seen:
+                    raise BadLine(f"custom_id {ready.custom_id!r} appears twice in the batch")
+            except BadLine as e:
+                fallback = item.custom_id or (custom_id_of(item.openai_line) if item.openai_line else "")
+                stored.append(orchestrator_pb2.BatchItem(custom_id=fallback))
+                errors.append(error_result(index, fallback, "INVALID_ARGUMENT", str(e)))
+                continue
+            if ready.custom_id:
+                seen.add(ready.custom_id)
+            stored.append(ready)
+        batch_id = await self._store.create(tenant, stored)
+        for result in errors:
+            await self._store.record(batch_id, result)
+        failed = {r.index for r in errors}
+        await self._queue.publish([WorkItem(batch_id, i) for i in range(len(stored)) if i not in failed])
+        return status_of(await self._store.summary(batch_id, tenant))
+
+    async def status(self, tenant: str, batch_id: str) -> orchestrator_pb2.BatchStatus:
+        return status_of(await self._store.summary(batch_id, tenant))
+
+    async def results(self, tenant: str, batch_id: str) -> AsyncIterator[orchestrator_pb2.BatchResult]:
+        await self._store.summary(batch_id, tenant)  # unknown or another tenant's: NOT_FOUND before streaming
+        async for result in self._store.results(batch_id, follow=True):
+            yield result
+
+    async def cancel(self, tenant: str, batch_id: str) -> orchestrator_pb2.BatchStatus:
+        job = await self._store.summary(batch_id, tenant)
+        if not job.finished_ms:
+            await self._store.request_cancel(batch_id)
+            # Every item without a result is marked cancelled now; a consumer that answers one of them
+            # meanwhile loses the race and its answer is dropped (first result wins).
+            for index in range(job.total):
+                if not await self._store.has_result(batch_id, index):
+                    item = await self._store.item(batch_id, index)
+                    custom_id = item.custom_id if item else ""
+                    await self._store.record(batch_id, error_result(index, custom_id, "CANCELLED", "batch cancelled"))
+        return status_of(await self._store.summary(batch_id, tenant))
+
+    async def close(self) -> None:
+        await self._store.close()
+        await self._queue.close()

@@ -1,0 +1,118 @@
+"""The batch consumer: drains the queue, runs each item, records its result once, then acknowledges.
+
+Crash safety: an entry is acknowledged only after its result is recorded, so a consumer killed mid-item
+leaves it pending. On restart the consumer first re-reads its own pending entries; entries of a consumer
+that never comes back are reclaimed by another after `reclaim_idle_ms`. An item that already has a result
+(recorded just before a crash) is acknowledged without running again, and the job store keeps only the
+first result, so every item is answered exactly once in the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from dataclasses import dataclass
+
+from costmesh.v1 import orchestrator_pb2
+from services.batch.api import error_result
+from services.batch.backends.base import Claimed, WorkQueue
+from services.batch.executor import Executor, ItemFailed
+from services.batch.jobs import JobStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    name: str
+    concurrency: int
+    reclaim_idle_ms: int
+    max_attempts: int  # for retryable failures (rate limits, a backend down)
+    retry_base_s: float
+    retry_max_s: float
+
+
+class Consumer:
+    def __init__(self, queue: WorkQueue, store: JobStore, executor: Executor, settings: ConsumerSettings) -> None:
+        self._queue = queue
+        self._store = store
+        self._executor = executor
+        self._settings = settings
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self.processed = 0  # results this consumer wrote (for tests and metrics)
+
+    async def run(self) -> None:
+        recovered = False
+        while True:
+            try:
+                if not recovered:
+                    await self._start(await self._queue.recover(self._settings.name, 10_000))
+                    recovered = True
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("batch queue unreachable; retrying in 1s")
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        s = self._settings
+        free = s.concurrency - len(self._running)
+        if free <= 0:
+            await asyncio.wait(self._running.values(), return_when=asyncio.FIRST_COMPLETED)
+            return
+        reclaimed = await self._queue.reclaim(s.name, s.reclaim_idle_ms, free)
+        claimed = [c for c in reclaimed if c.receipt not in self._running]
+        await self._start(claimed or await self._queue.claim(s.name, free, block_ms=1000))
+
+    async def _start(self, claimed: list[Claimed]) -> None:
+        for c in claimed:
+            task = asyncio.create_task(self._handle(c))
+            self._running[c.receipt] = task
+            task.add_done_callback(functools.partial(self._finished, c.receipt))
+
+    def _finished(self, receipt: str, _: asyncio.Task[None]) -> None:
+        self._running.pop(receipt, None)
+
+    async def _handle(self, claimed: Claimed) -> None:
+        batch_id, index = claimed.item.batch_id, claimed.item.index
+        try:
+            result = await self._result_for(batch_id, index)
+            if result is not None and await self._store.record(batch_id, result):
+                self.processed += 1
+            await self._queue.ack(claimed)
+        except asyncio.CancelledError:
+            raise  # shutdown: the entry stays pending and is recovered on restart
+        except Exception:
+            # Redis unreachable, say: leave the entry pending; recovery or reclaim retries it.
+            log.exception("batch %s item %d: not recorded; left pending", batch_id, index)
+
+    async def _result_for(self, batch_id: str, index: int) -> orchestrator_pb2.BatchResult | None:
+        """None when there is nothing to run: the batch is gone, or the item already has its result."""
+        if await self._store.has_result(batch_id, index):
+            return None
+        item = await self._store.item(batch_id, index)
+        if item is None:
+            return None  # expired or deleted batch
+        if await self._store.cancel_requested(batch_id):
+            return error_result(index, item.custom_id, "CANCELLED", "batch cancelled")
+        s = self._settings
+        for attempt in range(1, s.max_attempts + 1):
+            try:
+                response = await self._executor.complete(item.request)
+                return orchestrator_pb2.BatchResult(custom_id=item.custom_id, index=index, response=response)
+            except ItemFailed as e:
+                if not e.retryable or attempt == s.max_attempts:
+                    return error_result(index, item.custom_id, e.code, e.message)
+                delay = min(s.retry_max_s, s.retry_base_s * 2 ** (attempt - 1))
+                log.info("batch %s item %d: %s; retry %d in %.1fs", batch_id, index, e.code, attempt, delay)
+                await asyncio.sleep(delay)
+                if await self._store.cancel_requested(batch_id):
+                    return error_result(index, item.custom_id, "CANCELLED", "batch cancelled")
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        for task in list(self._running.values()):
+            task.cancel()
+        await asyncio.gather(*self._running.values(), return_exceptions=True)

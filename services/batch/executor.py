@@ -1,0 +1,52 @@
+"""How the consumer runs one request: through the orchestrator on the batch lane, so it passes the same
+cache, pruning, compression and routing stages as real-time traffic but draws on the batch quota."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import grpc
+
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.common.interceptors import client_channel
+
+# Worth retrying later: the lane's rate limit, a backend down, a deadline. Anything else is the item's error.
+RETRYABLE = frozenset(
+    {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+)
+
+
+class ItemFailed(Exception):
+    def __init__(self, code: str, message: str, retryable: bool) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+
+
+class Executor(Protocol):
+    async def complete(self, request: orchestrator_pb2.CompletionRequest) -> orchestrator_pb2.CompletionResponse:
+        """The answer, or ItemFailed."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MeshExecutor:
+    def __init__(self, orchestrator_addr: str, timeout_s: float) -> None:
+        self._channel = client_channel(orchestrator_addr)
+        self._stub = orchestrator_pb2_grpc.OrchestratorStub(self._channel)
+        self._timeout_s = timeout_s
+
+    async def complete(self, request: orchestrator_pb2.CompletionRequest) -> orchestrator_pb2.CompletionResponse:
+        on_lane = orchestrator_pb2.CompletionRequest()
+        on_lane.CopyFrom(request)
+        on_lane.lane = common_pb2.LANE_BATCH
+        try:
+            response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as e:
+            raise ItemFailed(e.code().name, e.details() or "", e.code() in RETRYABLE) from e
+        return response
+
+    async def close(self) -> None:
+        await self._channel.close(None)

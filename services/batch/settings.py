@@ -1,0 +1,28 @@
+"""Batch consumer settings (env prefix COSTMESH_BATCH_)."""
+
+from __future__ import annotations
+
+import socket
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from services.common.settings import ServiceSettings
+
+
+class BatchSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_BATCH_", extra="forbid")
+
+    port: int = 50056  # gRPC health only: the consumer serves no RPCs of its own
+    redis_url: str = "redis://127.0.0.1:6390/0"
+    orchestrator_addr: str = "127.0.0.1:50050"
+    # Unique per consumer process, stable across its restarts, so a restart recovers its own pending work.
+    consumer_name: str = Field(default_factory=lambda: f"consumer-{socket.gethostname()}")
+    concurrency: int = Field(default=4, ge=1)  # items in flight; the model server batches them
+    request_timeout_s: float = Field(default=600.0, gt=0)
+    # Entries another consumer left pending this long are taken over (it died). Longer than any request.
+    reclaim_idle_s: float = Field(default=900.0, gt=0)
+    max_attempts: int = Field(default=30, ge=1)
+    retry_base_s: float = Field(default=0.5, gt=0)
+    retry_max_s: float = Field(default=30.0, gt=0)
+    retention_s: int = Field(default=7 * 86_400, gt=0)  # how long jobs and results are kept

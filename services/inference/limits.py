@@ -1,0 +1,67 @@
+"""Per-lane, per-tier token buckets: requests and tokens per minute.
+
+Real-time and batch traffic draw on separate buckets, so however much batch work is queued it can only
+spend the batch lane's quota, never the real-time lane's. A request over its lane's limit is refused at
+once with RESOURCE_EXHAUSTED and a retry-after hint; the batch consumer waits and retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from services.common.errors import RateLimited
+
+LANES = ("realtime", "batch")
+
+
+@dataclass(frozen=True)
+class LaneLimit:
+    requests_per_minute: float
+    tokens_per_minute: float
+
+
+class TokenBucket:
+    """Holds up to `capacity` (a minute's worth); refills continuously."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float]) -> None:
+        self.capacity = per_minute
+        self._rate_per_s = per_minute / 60.0
+        self._level = per_minute
+        self._clock = clock
+        self._at = clock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._level = min(self.capacity, self._level + (now - self._at) * self._rate_per_s)
+        self._at = now
+
+    def wait_s(self, amount: float) -> float:
+        """Seconds until `amount` is available (0: now). Amounts above capacity wait for a full bucket."""
+        self._refill()
+        needed = min(amount, self.capacity) - self._level
+        return max(0.0, needed / self._rate_per_s)
+
+    def take(self, amount: float) -> None:
+        self._level -= min(amount, self.capacity)
+
+
+class LaneLimiter:
+    def __init__(self, limits: dict[tuple[str, str], LaneLimit], clock: Callable[[], float] = time.monotonic) -> None:
+        self._buckets = {
+            key: (TokenBucket(limit.requests_per_minute, clock), TokenBucket(limit.tokens_per_minute, clock))
+            for key, limit in limits.items()
+        }
+
+    def acquire(self, lane: str, tier: str, tokens: int) -> None:
+        """Takes one request and `tokens` from the lane's buckets, or raises RateLimited taking nothing."""
+        buckets = self._buckets.get((lane, tier))
+        if buckets is None:
+            return  # no limit configured for this lane and tier
+        requests, token_bucket = buckets
+        wait = max(requests.wait_s(1), token_bucket.wait_s(tokens))
+        if wait > 0:
+            raise RateLimited(f"{lane} lane is over its {tier}-tier rate limit; retry in {wait:.1f}s")
+        requests.take(1)
+        token_bucket.take(tokens)

@@ -1,0 +1,210 @@
+"""The batch lane's queue, job store and consumer against real Redis, with an in-process executor.
+
+The end-to-end path through the running mesh, the real consumer process and vLLM is in
+tests/e2e/test_batch.py; here the executor is a fake so crashes can be placed exactly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+import redis.asyncio as redis
+
+from costmesh.v1 import common_pb2, orchestrator_pb2
+from services.batch.api import BatchApi
+from services.batch.backends.redis_streams import RedisStreamQueue
+from services.batch.consumer import Consumer, ConsumerSettings
+from services.batch.executor import ItemFailed
+from services.batch.jobs import JobStore, UnknownBatch
+from services.cli.settings import StackSettings
+
+
+class FakeExecutor:
+    """Answers 'answer: <question>'; can hang on a question (to crash mid-item) or fail it."""
+
+    def __init__(self, hang_on: str = "", fail_on: str = "", busy_times: int = 0) -> None:
+        self.calls: list[str] = []
+        self.hang_on = hang_on
+        self.fail_on = fail_on
+        self.busy_times = busy_times
+
+    async def complete(self, request: orchestrator_pb2.CompletionRequest) -> orchestrator_pb2.CompletionResponse:
+        question = request.messages[-1].content
+        self.calls.append(question)
+        assert request.tenant == "acme"
+        if question == self.hang_on:
+            await asyncio.Event().wait()
+        if question == self.fail_on:
+            raise ItemFailed("INVALID_ARGUMENT", "the model refused this one", retryable=False)
+        if self.busy_times:
+            self.busy_times -= 1
+            raise ItemFailed("RESOURCE_EXHAUSTED", "batch lane is over its limit", retryable=True)
+        return orchestrator_pb2.CompletionResponse(
+            request_id=request.request_id,
+            answer=f"answer: {question}",
+            cost=common_pb2.CostReport(cost_usd=0.001, baseline_cost_usd=0.01),
+        )
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def lane(infra: StackSettings) -> AsyncIterator[tuple[JobStore, RedisStreamQueue, BatchApi]]:
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{infra.redis_port}/0")
+    stream = f"costmesh:test:batch:{uuid.uuid4().hex}"  # a queue of this test's own
+    store, queue = JobStore(client, 600), RedisStreamQueue(client, stream=stream)
+    yield store, queue, BatchApi(store, queue)
+    await client.delete(stream)
+    await client.aclose()
+
+
+def settings(name: str = "c1", reclaim_idle_ms: int = 600_000) -> ConsumerSettings:
+    return ConsumerSettings(name, 3, reclaim_idle_ms, max_attempts=5, retry_base_s=0.01, retry_max_s=0.05)
+
+
+def chat_line(custom_id: str, question: str) -> str:
+    body = {"model": "m", "messages": [{"role": "user", "content": question}], "max_tokens": 8}
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body})
+
+
+def items(n: int) -> list[orchestrator_pb2.BatchItem]:
+    return [orchestrator_pb2.BatchItem(openai_line=chat_line(f"q{i}", f"question {i}")) for i in range(n)]
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 20) -> None:
+    for _ in range(int(timeout_s / 0.05)):
+        if await condition():
+            return
+        await asyncio.sleep(0.05)
+    raise TimeoutError("condition not reached")
+
+
+async def drain(consumer: Consumer, store: JobStore, batch_id: str) -> None:
+    task = asyncio.create_task(consumer.run())
+
+    async def finished() -> bool:
+        return bool((await store.summary(batch_id, "acme")).finished_ms)
+
+    try:
+        await wait_until(finished)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.close()
+
+
+async def all_results(api: BatchApi, batch_id: str) -> list[orchestrator_pb2.BatchResult]:
+    return [r async for r in api.results("acme", batch_id)]
+
+
+async def test_submit_drain_and_stream_with_per_line_errors(lane: tuple[JobStore, RedisStreamQueue, BatchApi]) -> None:
+    store, queue, api = lane
+    batch = [
+        *items(4),
+        orchestrator_pb2.BatchItem(openai_line="{this is not json"),
+        orchestrator_pb2.BatchItem(openai_line=chat_line("bad-role", "x").replace('"user"', '"robot"')),
+    ]
+    status = await api.submit("acme", batch)
+    assert status.total == 6 and status.failed == 2  # bad lines fail at once, alone
+    assert status.state == orchestrator_pb2.BATCH_STATE_RUNNING
+    executor = FakeExecutor(fail_on="question 3")
+    await drain(Consumer(queue, store, executor, settings()), store, status.batch_id)
+    final = await api.status("acme", status.batch_id)
+    assert (final.succeeded, final.failed, final.cancelled) == (3, 3, 0)
+    assert final.state == orchestrator_pb2.BATCH_STATE_COMPLETED
+    assert final.cost_usd == pytest.approx(0.003) and final.baseline_cost_usd == pytest.approx(0.03)
+    results = {r.index: r for r in await all_results(api, status.batch_id)}
+    assert sorted(results) == list(range(6))
+    assert results[0].response.answer == "answer: question 0" and results[0].custom_id == "q0"
+    assert results[3].error.code == "INVALID_ARGUMENT" and "refused" in results[3].error.message
+    assert "not JSON" in results[4].error.message
+    assert results[5].custom_id == "bad-role" and "role must be one of" in results[5].error.message
+    assert await queue.depth() == 0
+
+
+async def test_consumer_killed_mid_job_restarts_and_answers_each_item_exactly_once(
+    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+) -> None:
+    store, queue, api = lane
+    status = await api.submit("acme", items(6))
+    crashing = FakeExecutor(hang_on="question 1")
+    task = asyncio.create_task(Consumer(queue, store, crashing, settings()).run())
+
+    async def three_done() -> bool:
+        return (await store.summary(status.batch_id, "acme")).done >= 3
+
+    await wait_until(three_done)
+    task.cancel()  # the crash: item 1 is claimed, unanswered, unacknowledged
+    await asyncio.gather(task, return_exceptions=True)
+    # An item answered and recorded just before the crash, but never acknowledged, must not run again.
+    await store.record(
+        status.batch_id,
+        orchestrator_pb2.BatchResult(
+            custom_id="q5", index=5, response=orchestrator_pb2.CompletionResponse(answer="answered before the crash")
+        ),
+    )
+    restarted = FakeExecutor()
+    await drain(Consumer(queue, store, restarted, settings()), store, status.batch_id)
+    results = await all_results(api, status.batch_id)
+    assert sorted(r.index for r in results) == list(range(6))  # every item, once
+    assert "question 1" in restarted.calls  # the pending item was recovered
+    assert "question 5" not in restarted.calls or "question 5" not in crashing.calls
+    final = await api.status("acme", status.batch_id)
+    assert final.succeeded == 6 and final.failed == 0
+
+
+async def test_entries_of_a_dead_consumer_are_reclaimed_by_another(
+    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+) -> None:
+    store, queue, api = lane
+    status = await api.submit("acme", items(2))
+    claimed = await queue.claim("dead-consumer", 2, block_ms=100)  # claimed, then the process vanished
+    assert len(claimed) == 2
+    await asyncio.sleep(0.2)
+    other = FakeExecutor()
+    await drain(Consumer(queue, store, other, settings("c2", reclaim_idle_ms=100)), store, status.batch_id)
+    assert sorted(other.calls) == ["question 0", "question 1"]
+    assert len(await all_results(api, status.batch_id)) == 2
+
+
+async def test_rate_limited_items_wait_and_retry(lane: tuple[JobStore, RedisStreamQueue, BatchApi]) -> None:
+    store, queue, api = lane
+    status = await api.submit("acme", items(1))
+    executor = FakeExecutor(busy_times=3)
+    await drain(Consumer(queue, store, executor, settings()), store, status.batch_id)
+    assert len(executor.calls) == 4
+    assert (await api.status("acme", status.batch_id)).succeeded == 1
+
+
+async def test_cancel_marks_what_is_left_and_the_consumer_skips_it(
+    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+) -> None:
+    store, queue, api = lane
+    status = await api.submit("acme", items(3))
+    cancelled = await api.cancel("acme", status.batch_id)
+    assert cancelled.cancelled == 3 and cancelled.state == orchestrator_pb2.BATCH_STATE_CANCELLED
+    executor = FakeExecutor()
+    task = asyncio.create_task(Consumer(queue, store, executor, settings()).run())
+
+    async def drained() -> bool:
+        return await queue.depth() == 0
+
+    await wait_until(drained)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert executor.calls == []
+    assert {r.error.code for r in await all_results(api, status.batch_id)} == {"CANCELLED"}
+
+
+async def test_another_tenant_cannot_see_a_batch(lane: tuple[JobStore, RedisStreamQueue, BatchApi]) -> None:
+    _, _, api = lane
+    status = await api.submit("acme", items(1))
+    with pytest.raises(UnknownBatch):
+        await api.status("intruder", status.batch_id)
+    with pytest.raises(UnknownBatch):
+        await api.status("acme", "batch_does_not_exist")
