@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
 from services.common.tokens import count_messages
 from services.inference.backends.base import ChatBackend
+from services.inference.batch_api import BatchApiCollector
 from services.inference.breaker import CircuitBreaker, State
 from services.inference.domain import ChatPrompt, Completion, GenerateResult, Tier
 from services.inference.limits import LaneLimiter
@@ -64,9 +66,12 @@ class InferenceCore:
         breaker_failures: int = 3,
         breaker_cooldown_s: float = 30.0,
         limiter: LaneLimiter | None = None,
+        batch_apis: dict[tuple[Tier, int], BatchApiCollector] | None = None,
     ) -> None:
         self._tiers = tiers
         self._limiter = limiter or LaneLimiter({})
+        # (tier, backend index) -> the Batch API that backend's batch-lane calls go through (OpenAI).
+        self._batch_apis = batch_apis or {}
         self._metrics = metrics
         self._breakers = {
             tier: [CircuitBreaker(breaker_failures, breaker_cooldown_s) for _ in config.backends]
@@ -170,8 +175,12 @@ class InferenceCore:
         self._admit(tier, prompt, lane)
         errors: list[str] = []
         for index, backend in self._attempts(tier):
+            batch_api = self._batch_apis.get((tier, index)) if lane == "batch" else None
             try:
-                completion = await backend.complete(prompt, timeout_s)
+                if batch_api is not None:
+                    completion = await asyncio.wait_for(batch_api.complete(prompt), timeout_s)
+                else:
+                    completion = await backend.complete(prompt, timeout_s)
             except (BackendUnavailable, RateLimited) as exc:
                 # A rate limit says the backend is alive: try the next one, but keep this circuit closed.
                 self._record(tier, index, ok=isinstance(exc, RateLimited))
@@ -222,6 +231,8 @@ class InferenceCore:
         return True
 
     async def close(self) -> None:
+        for batch_api in self._batch_apis.values():
+            await batch_api.close()
         for config in self._tiers.values():
             for backend in config.backends:
                 await backend.close()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from openai import AsyncOpenAI
+
 from costmesh.v1 import inference_pb2, inference_pb2_grpc
 from services.common.runtime import Service, new_service
+from services.inference.backends.openai import OPENAI_URL
 from services.inference.backends.registry import make_backend
+from services.inference.batch_api import BatchApiCollector
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
 from services.inference.domain import Tier
 from services.inference.limits import LaneLimit, LaneLimiter
@@ -17,6 +21,7 @@ SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
 
 def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> InferenceCore:
     tiers = {}
+    batch_apis = {}
     for tier, model, price_model in (
         (Tier.SMALL, settings.small_model, settings.small_price_model),
         (Tier.LARGE, settings.large_model, settings.large_price_model),
@@ -25,10 +30,26 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
             make_backend(kind, url, model, settings.openai_api_key) for kind, url in settings.backends_for(tier.value)
         ]
         tiers[tier] = TierConfig(backends, price_model)
+        if settings.openai_batch_api:
+            for index, (kind, url) in enumerate(settings.backends_for(tier.value)):
+                if kind == "openai":
+                    batch_apis[(tier, index)] = BatchApiCollector(
+                        AsyncOpenAI(base_url=url or OPENAI_URL, api_key=settings.openai_api_key),
+                        model,
+                        settings.openai_batch_window_s,
+                        settings.openai_batch_max_items,
+                        settings.openai_batch_poll_s,
+                    )
     prices = DEFAULT_PRICES | {name: Price(**row.model_dump()) for name, row in settings.prices.items()}
     limits = {key: LaneLimit(rpm, tpm) for key, (rpm, tpm) in settings.lane_limit_table().items()}
     return InferenceCore(
-        tiers, metrics, prices, settings.breaker_failures, settings.breaker_cooldown_s, LaneLimiter(limits)
+        tiers,
+        metrics,
+        prices,
+        settings.breaker_failures,
+        settings.breaker_cooldown_s,
+        LaneLimiter(limits),
+        batch_apis,
     )
 
 

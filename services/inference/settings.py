@@ -55,6 +55,13 @@ class InferenceSettings(ServiceSettings):
     # defaults above, for example COSTMESH_INFERENCE_LANE_LIMITS='{"batch": {"large": {"requests_per_minute":
     # 60, "tokens_per_minute": 100000}}}'. A lane and tier without a row is not limited.
     lane_limits: dict[str, dict[str, LaneLimitRow]] = Field(default_factory=lambda: dict(DEFAULT_LANE_LIMITS))
+    # Batch-lane calls to `openai` backends go through OpenAI's Batch API (half price, within 24 h): requests
+    # arriving within the window are sent as one job, polled every poll_s. The batch consumer's
+    # COSTMESH_BATCH_REQUEST_TIMEOUT_S (and this service's TIMEOUT_S) must then allow for 24 hours.
+    openai_batch_api: bool = False
+    openai_batch_window_s: float = Field(default=5.0, gt=0)
+    openai_batch_max_items: int = Field(default=1000, ge=1)
+    openai_batch_poll_s: float = Field(default=30.0, gt=0)
     default_max_tokens: int = 256
     timeout_s: float = 120.0  # CPU-served models are slow; a GPU deployment can lower this
     openai_api_key: str = Field(

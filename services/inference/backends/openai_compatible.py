@@ -12,7 +12,7 @@ from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
 from services.inference.domain import ChatPrompt, Completion, Usage
 
 
-def _request_args(model: str, prompt: ChatPrompt) -> dict[str, Any]:
+def request_args(model: str, prompt: ChatPrompt) -> dict[str, Any]:
     s = prompt.sampling
     args: dict[str, Any] = {
         "model": model,
@@ -57,7 +57,7 @@ class OpenAICompatibleBackend:
 
     async def complete(self, prompt: ChatPrompt, timeout_s: float) -> Completion:
         try:
-            resp = await self._client.chat.completions.create(**_request_args(self.model, prompt), timeout=timeout_s)
+            resp = await self._client.chat.completions.create(**request_args(self.model, prompt), timeout=timeout_s)
         except openai.OpenAIError as exc:
             raise _translate(exc, self.name) from exc
         choice = resp.choices[0]
@@ -73,7 +73,7 @@ class OpenAICompatibleBackend:
         )
 
     async def stream(self, prompt: ChatPrompt, timeout_s: float) -> AsyncIterator[str | Completion]:
-        args = _request_args(self.model, prompt)
+        args = request_args(self.model, prompt)
         pieces: list[str] = []
         finish_reason, model, usage = "", self.model, Usage()
         try:
