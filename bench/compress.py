@@ -1,9 +1,10 @@
 """Few-shot intent classification with and without compressed examples, answered by the large tier.
 
 Each dataset (banking77, CLINC150) gets a prompt with many labelled examples: `--intents` intents drawn
-at random, `--shots` training examples each. The examples go through the running compressor service
-(LLMLingua by default) as DOCUMENT_KIND_EXAMPLE documents, so their inputs are compressed and their
-labels kept. Held-out test queries of those intents are then answered by the large tier's vLLM server
+at random, `--shots` training examples each. The examples go through the running compressor service as
+DOCUMENT_KIND_EXAMPLE documents: by default whole examples are dropped, the same share per label
+(COSTMESH_COMPRESSOR_EXAMPLES=select); with `tokens` LLMLingua shortens each example's input and keeps
+its label. Held-out test queries of those intents are then answered by the large tier's vLLM server
 twice, interleaved: once with the full examples, once with the compressed ones. The examples are a static
 block placed before the query, so the model server's prefix cache serves both prompts after the first
 request and the latencies compare answers, not cold prefills.
@@ -68,7 +69,7 @@ def predicted(answer: str, labels: list[str]) -> str:
 
 async def compress(
     stub: compressor_pb2_grpc.CompressorAsyncStub, examples: list[str], ratio: float
-) -> tuple[list[str], float]:
+) -> tuple[list[str], float, str]:
     started = time.perf_counter()
     reply = await stub.Compress(
         compressor_pb2.CompressRequest(
@@ -81,7 +82,8 @@ async def compress(
         ),
         timeout=900,
     )
-    return [d.text for d in reply.documents], time.perf_counter() - started
+    # Demonstration-level compression empties the examples it drops; the prompt leaves them out.
+    return [d.text for d in reply.documents if d.text], time.perf_counter() - started, reply.report.method
 
 
 async def ask(backend: OpenAICompatibleBackend, system: str, query: str) -> tuple[Completion, float]:
@@ -104,7 +106,7 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
         stub: compressor_pb2_grpc.CompressorAsyncStub = compressor_pb2_grpc.CompressorStub(channel)
         try:
             for ratio in args.ratios:
-                compressed, cold_s = await compress(stub, examples, ratio)
+                compressed, cold_s, method = await compress(stub, examples, ratio)
                 cached_s = [(await compress(stub, examples, ratio))[1] for _ in range(5)]
                 short_prompt = INSTRUCTION.format(labels=label_list, examples="\n\n".join(compressed))
                 rows = []
@@ -126,7 +128,10 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
                     if args.verbose:
                         emit(row)
                     rows.append(row)
-                summary = dataset_summary(name, ratio, examples, compressed, rows, cold_s, cached_s)
+                summary = {
+                    "method": method,
+                    **dataset_summary(name, ratio, examples, compressed, rows, cold_s, cached_s),
+                }
                 emit(summary)
                 summaries.append(summary)
         finally:

@@ -96,8 +96,8 @@ class Compressor:
                 ),
             )
         prompt = result["compressed_prompt"]
-        if question:  # LLMLingua appends the question to its output
-            prompt = prompt.rstrip().removesuffix(question).rstrip()
+        if question:  # LLMLingua appends the question to its output, after the last separator
+            prompt = prompt.rstrip().removesuffix(question)
         pieces = prompt.split(_SENTINEL)
         if len(pieces) != len(todo) + 1 or pieces[-1].strip():
             raise RuntimeError(f"lost text boundaries: {len(todo)} texts in, {len(pieces) - 1} out")

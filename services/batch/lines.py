@@ -8,6 +8,7 @@ OpenAI chat-completions body. A bad line becomes that line's error result; it ne
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from costmesh.v1 import common_pb2, orchestrator_pb2
@@ -117,10 +118,15 @@ def check_request(request: orchestrator_pb2.CompletionRequest) -> None:
         raise BadLine(str(e)) from None
 
 
+_CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
 def custom_id_of(line: str) -> str:
-    """The custom_id of a line that failed to parse, if it has one (for its error result)."""
+    """The custom_id of a line that failed to parse, if it has one, so its error result can be matched
+    to the input; found even in a truncated line."""
     try:
         value = json.loads(line).get("custom_id")
     except (ValueError, AttributeError):
-        return ""
+        found = _CUSTOM_ID.search(line)
+        return json.loads(f'"{found.group(1)}"') if found else ""
     return value if isinstance(value, str) else ""

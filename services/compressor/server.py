@@ -16,7 +16,13 @@ SERVICE_NAME = compressor_pb2.DESCRIPTOR.services_by_name["Compressor"].full_nam
 async def build_server(settings: CompressorSettings) -> Service:
     service = new_service("compressor", settings, [SERVICE_NAME])
     encoding()  # load the tokenizer at start-up, not on the first request
-    core = CompressorCore(make_compressor(settings), settings.target_ratio, settings.min_tokens, settings.cache_entries)
+    core = CompressorCore(
+        make_compressor(settings),
+        settings.target_ratio,
+        settings.min_tokens,
+        settings.cache_entries,
+        settings.examples,
+    )
     compressor_pb2_grpc.add_CompressorServicer_to_server(CompressorServicer(core), service.server)
     service.closers.append(core.close)
     return service

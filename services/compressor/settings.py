@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -14,6 +16,9 @@ class CompressorSettings(ServiceSettings):
     port: int = 50053
     method: str = "llmlingua"  # or "dedupe" (no model: drops repeated sentences)
     target_ratio: float = Field(default=2.0, ge=1.0)
+    # Few-shot examples: "select" keeps about 1/ratio of them, the same share per answer, each intact
+    # (measured: `costmesh bench compress`); "tokens" has the method shorten every example's input instead.
+    examples: Literal["select", "tokens"] = "select"
     # Blocks smaller than this are passed through: a model call would cost more than it saves.
     min_tokens: int = Field(default=100, ge=0)
     cache_entries: int = Field(default=1024, ge=1)  # compressed blocks kept in memory (LRU)

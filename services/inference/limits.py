@@ -23,12 +23,13 @@ class LaneLimit:
 
 
 class TokenBucket:
-    """Holds up to `capacity` (a minute's worth); refills continuously."""
+    """Refills continuously at per_minute / 60 a second and holds up to `burst_s` seconds' worth: a lane
+    that was idle can catch up by that much at once, no more."""
 
-    def __init__(self, per_minute: float, clock: Callable[[], float]) -> None:
-        self.capacity = per_minute
+    def __init__(self, per_minute: float, clock: Callable[[], float], burst_s: float = 60.0) -> None:
         self._rate_per_s = per_minute / 60.0
-        self._level = per_minute
+        self.capacity = max(1.0, self._rate_per_s * burst_s)
+        self._level = self.capacity
         self._clock = clock
         self._at = clock()
 
@@ -48,9 +49,17 @@ class TokenBucket:
 
 
 class LaneLimiter:
-    def __init__(self, limits: dict[tuple[str, str], LaneLimit], clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        limits: dict[tuple[str, str], LaneLimit],
+        clock: Callable[[], float] = time.monotonic,
+        burst_s: float = 60.0,
+    ) -> None:
         self._buckets = {
-            key: (TokenBucket(limit.requests_per_minute, clock), TokenBucket(limit.tokens_per_minute, clock))
+            key: (
+                TokenBucket(limit.requests_per_minute, clock, burst_s),
+                TokenBucket(limit.tokens_per_minute, clock, burst_s),
+            )
             for key, limit in limits.items()
         }
 

@@ -48,7 +48,7 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
         prices,
         settings.breaker_failures,
         settings.breaker_cooldown_s,
-        LaneLimiter(limits),
+        LaneLimiter(limits, burst_s=settings.lane_burst_s),
         batch_apis,
     )
 

@@ -55,6 +55,9 @@ class InferenceSettings(ServiceSettings):
     # defaults above, for example COSTMESH_INFERENCE_LANE_LIMITS='{"batch": {"large": {"requests_per_minute":
     # 60, "tokens_per_minute": 100000}}}'. A lane and tier without a row is not limited.
     lane_limits: dict[str, dict[str, LaneLimitRow]] = Field(default_factory=lambda: dict(DEFAULT_LANE_LIMITS))
+    # How many seconds of quota an idle lane may spend at once. Short keeps a batch flood from starting
+    # with a burst that queues ahead of real-time requests.
+    lane_burst_s: float = Field(default=10.0, gt=0)
     # Batch-lane calls to `openai` backends go through OpenAI's Batch API (half price, within 24 h): requests
     # arriving within the window are sent as one job, polled every poll_s. The batch consumer's
     # COSTMESH_BATCH_REQUEST_TIMEOUT_S (and this service's TIMEOUT_S) must then allow for 24 hours.

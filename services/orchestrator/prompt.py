@@ -25,6 +25,8 @@ def documents_block(documents: Sequence[common_pb2.Document]) -> str:
     ordered = sorted(documents, key=lambda d: _DOC_ORDER[d.kind])
     parts = []
     for doc in ordered:
+        if not doc.text.strip():
+            continue  # dropped by compression (a few-shot example it left out)
         heading = _DOC_HEADINGS[_DOC_ORDER[doc.kind]]
         label = f"{heading} {doc.id}" if doc.id else heading
         parts.append(f"[{label}]\n{doc.text.strip()}")

@@ -66,6 +66,7 @@ def test_bad_lines_say_why(text: str, reason: str) -> None:
 def test_custom_id_is_recovered_from_a_bad_line_when_present() -> None:
     assert custom_id_of(line("keep-me", messages=[])) == "keep-me"
     assert custom_id_of("{broken") == ""
+    assert custom_id_of('{"custom_id": "cut-\\"off", "body": ') == 'cut-"off'  # a truncated line
 
 
 def test_request_items_get_the_batch_tenant_and_are_validated() -> None:

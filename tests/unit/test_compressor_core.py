@@ -7,7 +7,7 @@ from services.common.errors import BackendUnavailable, InvalidInput
 from services.compressor.backends.dedupe import DedupeCompressor
 from services.compressor.backends.llmlingua import LLMLinguaCompressor
 from services.compressor.blocks import BlockCache
-from services.compressor.core import CompressorCore, Doc, split_answer
+from services.compressor.core import CompressorCore, Doc, select_examples, split_answer
 
 BOILERPLATE = "This document is confidential. Do not share it outside the company."
 
@@ -76,7 +76,7 @@ def test_split_answer_keeps_the_last_line() -> None:
 
 async def test_examples_keep_answers_and_blocks_are_compressed_separately() -> None:
     backend = HalvingCompressor()
-    core = CompressorCore(backend, 2.0)
+    core = CompressorCore(backend, 2.0, examples="tokens")
     examples = [Doc(f"e{i}", f"{long_text(10)}\nIntent: label_{i}", "example") for i in range(3)]
     context = Doc("c", long_text(), "context")
     fixed = Doc("f", long_text(), "fixed")
@@ -92,13 +92,34 @@ async def test_examples_keep_answers_and_blocks_are_compressed_separately() -> N
 
 async def test_static_block_is_cached_byte_identical_across_contexts() -> None:
     backend = HalvingCompressor()
-    core = CompressorCore(backend, 2.0)
+    core = CompressorCore(backend, 2.0, examples="tokens")
     examples = [Doc("e", f"{long_text(30)}\nIntent: x", "example")]
     first = await core.compress([*examples, Doc("c", long_text(40), "context")], "one question", 0)
     second = await core.compress([*examples, Doc("c", long_text(40), "context")], "another question", 0)
     assert first.documents[0].text == second.documents[0].text
     assert second.cached_blocks == 1  # the examples; the context is compressed for each question
     assert len(backend.calls) == 3
+
+
+def test_example_selection_keeps_every_label_and_the_same_share_of_each() -> None:
+    examples = [f"Query: q{i}\nIntent: a" for i in range(8)] + [f"Query: r{i}\nIntent: b" for i in range(3)]
+    kept = select_examples(examples, 2.0)
+    assert sum(kept[:8]) == 4 and sum(kept[8:]) == 2  # round(3 / 2) = 2
+    assert kept[0] and kept[8]  # evenly spread from the first one
+    assert select_examples(examples, 2.0) == kept  # deterministic
+    assert sum(select_examples(examples, 100.0)) == 2  # never a label without a demonstration
+
+
+async def test_selected_examples_stay_intact_and_dropped_ones_are_emptied() -> None:
+    backend = HalvingCompressor()
+    core = CompressorCore(backend, 2.0)  # examples="select" is the default
+    docs = [Doc(f"e{i}", f"Query: {long_text(10)} {i}\nIntent: label_{i % 2}", "example") for i in range(8)]
+    result = await core.compress([*docs, Doc("c", long_text(), "context")], "q", 0)
+    kept = [d for d in result.documents[:8] if d.text]
+    assert len(kept) == 4 and all(d.text == docs[int(d.id[1:])].text for d in kept)
+    assert {d.text.rsplit(": ", 1)[1] for d in kept} == {"label_0", "label_1"}
+    assert backend.calls == [[long_text()]]  # only the context went to the model-based method
+    assert result.method == "select-examples+halving"
 
 
 async def test_small_blocks_are_passed_through() -> None:

@@ -53,3 +53,14 @@ def test_lane_limits_from_settings() -> None:
     assert ("batch", "small") in InferenceSettings().lane_limit_table()  # the default batch quota
     with pytest.raises(ValueError, match="unknown lane"):
         InferenceSettings(lane_limits={"bulk": {}}).lane_limit_table()
+
+
+def test_burst_is_bounded_by_burst_seconds() -> None:
+    clock = Clock()
+    limiter = LaneLimiter({("batch", "small"): LaneLimit(60, 10**6)}, clock, burst_s=5)
+    for _ in range(5):  # five seconds' worth at one a second
+        limiter.acquire("batch", "small", 1)
+    with pytest.raises(RateLimited):
+        limiter.acquire("batch", "small", 1)
+    clock.now = 1.0
+    limiter.acquire("batch", "small", 1)

@@ -29,6 +29,15 @@ def test_static_content_first_then_history_then_question() -> None:
     assert out[-1].content == "why?"
 
 
+def test_documents_emptied_by_compression_are_left_out() -> None:
+    docs = [
+        common_pb2.Document(id="e1", text="Q: a\nA: b", kind=common_pb2.DOCUMENT_KIND_EXAMPLE),
+        common_pb2.Document(id="e2", text="", kind=common_pb2.DOCUMENT_KIND_EXAMPLE),
+    ]
+    block = assemble([msg(USER, "q")], docs)[0].content
+    assert "e1" in block and "e2" not in block
+
+
 def test_assembly_is_byte_stable() -> None:
     messages = [msg(SYSTEM, "s"), msg(USER, "q")]
     docs = [common_pb2.Document(id="f", text="fixed text", kind=common_pb2.DOCUMENT_KIND_FIXED)]
