@@ -143,6 +143,8 @@ def vllm(s: StackSettings, tier: str) -> Component:
             "--enforce-eager",
             "--enable-prefix-caching",
             "--enable-prompt-tokens-details",  # usage.prompt_tokens_details.cached_tokens, priced as cached input
+            "--scheduling-policy",
+            "priority",  # real-time requests (priority 0) are scheduled ahead of batch-lane ones
             "--max-model-len",
             "8192",
         ],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -14,7 +14,7 @@ from services.common.tokens import count_messages
 from services.inference.backends.base import ChatBackend
 from services.inference.batch_api import BatchApiCollector
 from services.inference.breaker import CircuitBreaker, State
-from services.inference.domain import ChatPrompt, Completion, GenerateResult, Tier
+from services.inference.domain import BATCH_PRIORITY, ChatPrompt, Completion, GenerateResult, Tier
 from services.inference.limits import LaneLimiter
 from services.inference.pricing import DEFAULT_PRICES, Price, cost_of
 
@@ -155,14 +155,16 @@ class InferenceCore:
             self._metrics.fallbacks.labels(tier.value, backend.name).inc()
         return self._priced(tier, completion, backend.name, removed_tokens, index > 0, lane)
 
-    def _admit(self, tier: Tier, prompt: ChatPrompt, lane: str) -> None:
-        """Charges the lane's rate limits: one request, and the prompt plus the most it may generate."""
+    def _admit(self, tier: Tier, prompt: ChatPrompt, lane: str) -> ChatPrompt:
+        """Charges the lane's rate limits (one request, and the prompt plus the most it may generate);
+        the prompt back with the lane's scheduling priority."""
         tokens = count_messages([(m.role, m.content) for m in prompt.messages]) + prompt.sampling.max_tokens
         try:
             self._limiter.acquire(lane, tier.value, tokens)
         except RateLimited:
             self._metrics.rate_limited.labels(lane, tier.value).inc()
             raise
+        return replace(prompt, priority=BATCH_PRIORITY) if lane == "batch" else prompt
 
     async def generate(
         self,
@@ -172,7 +174,7 @@ class InferenceCore:
         removed_tokens: Mapping[str, int] | None = None,
         lane: str = "realtime",
     ) -> GenerateResult:
-        self._admit(tier, prompt, lane)
+        prompt = self._admit(tier, prompt, lane)
         errors: list[str] = []
         for index, backend in self._attempts(tier):
             batch_api = self._batch_apis.get((tier, index)) if lane == "batch" else None
@@ -202,7 +204,7 @@ class InferenceCore:
         lane: str = "realtime",
     ) -> AsyncIterator[str | GenerateResult]:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
-        self._admit(tier, prompt, lane)
+        prompt = self._admit(tier, prompt, lane)
         errors: list[str] = []
         for index, backend in self._attempts(tier):
             started = False

@@ -32,6 +32,12 @@ class Sampling:
 class ChatPrompt:
     messages: tuple[ChatMessage, ...]
     sampling: Sampling
+    # Scheduling hint for servers that queue by priority (vLLM --scheduling-policy priority): lower runs
+    # first. The batch lane sends BATCH_PRIORITY so real-time requests go ahead of queued batch work.
+    priority: int = 0
+
+
+BATCH_PRIORITY = 10
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """Backend fall-over and circuit breaking in the inference core, with in-process fake backends."""
 
+from dataclasses import replace
+
 import pytest
 from prometheus_client import CollectorRegistry
 
 from services.common.errors import BackendUnavailable, RateLimited
+from services.inference.backends.openai_compatible import request_args
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
-from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Tier
+from services.inference.domain import BATCH_PRIORITY, ChatMessage, ChatPrompt, Completion, Sampling, Tier
 from services.inference.limits import LaneLimit, LaneLimiter
 from tests.service.fakes import DeadBackend, EchoBackend
 
@@ -73,6 +76,15 @@ async def test_batch_lane_over_its_limit_is_refused_while_real_time_is_served() 
     with pytest.raises(RateLimited, match="batch lane"):
         await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")
     assert len(backend.prompts) == 1  # the refused request never reached the model
+    assert backend.prompts[0].priority == BATCH_PRIORITY  # queued behind real time on priority servers
     for _ in range(5):
         await core.generate(Tier.SMALL, PROMPT, 5)  # real time: its own (unlimited) quota
     assert registry.get_sample_value("costmesh_lane_rate_limited_total", {"lane": "batch", "tier": "small"}) == 1
+    assert backend.prompts[-1].priority == 0
+
+
+def test_only_priority_servers_get_the_priority_field() -> None:
+    batch_prompt = replace(PROMPT, priority=BATCH_PRIORITY)
+    assert request_args("m", batch_prompt, sends_priority=True)["extra_body"] == {"priority": BATCH_PRIORITY}
+    assert "extra_body" not in request_args("m", batch_prompt)  # OpenAI has no such field
+    assert "extra_body" not in request_args("m", PROMPT, sends_priority=True)

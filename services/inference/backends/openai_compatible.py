@@ -12,7 +12,7 @@ from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
 from services.inference.domain import ChatPrompt, Completion, Usage
 
 
-def request_args(model: str, prompt: ChatPrompt) -> dict[str, Any]:
+def request_args(model: str, prompt: ChatPrompt, sends_priority: bool = False) -> dict[str, Any]:
     s = prompt.sampling
     args: dict[str, Any] = {
         "model": model,
@@ -28,6 +28,8 @@ def request_args(model: str, prompt: ChatPrompt) -> dict[str, Any]:
         args["seed"] = s.seed
     if s.logprobs:
         args["logprobs"] = True
+    if sends_priority and prompt.priority:
+        args["extra_body"] = {"priority": prompt.priority}  # vLLM's own request field
     return args
 
 
@@ -49,15 +51,20 @@ def _translate(exc: openai.OpenAIError, backend: str) -> Exception:
 
 
 class OpenAICompatibleBackend:
-    def __init__(self, name: str, base_url: str, model: str, api_key: str, max_retries: int) -> None:
+    def __init__(
+        self, name: str, base_url: str, model: str, api_key: str, max_retries: int, sends_priority: bool = False
+    ) -> None:
         self.name = name
         self.model = model
+        self._sends_priority = sends_priority  # only servers that accept vLLM's `priority` field
         # Retries with exponential backoff on 429/5xx/connection errors are the SDK's own.
         self._client = AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY", max_retries=max_retries)
 
     async def complete(self, prompt: ChatPrompt, timeout_s: float) -> Completion:
         try:
-            resp = await self._client.chat.completions.create(**request_args(self.model, prompt), timeout=timeout_s)
+            resp = await self._client.chat.completions.create(
+                **request_args(self.model, prompt, self._sends_priority), timeout=timeout_s
+            )
         except openai.OpenAIError as exc:
             raise _translate(exc, self.name) from exc
         choice = resp.choices[0]
@@ -73,7 +80,7 @@ class OpenAICompatibleBackend:
         )
 
     async def stream(self, prompt: ChatPrompt, timeout_s: float) -> AsyncIterator[str | Completion]:
-        args = request_args(self.model, prompt)
+        args = request_args(self.model, prompt, self._sends_priority)
         pieces: list[str] = []
         finish_reason, model, usage = "", self.model, Usage()
         try:

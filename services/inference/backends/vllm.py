@@ -12,4 +12,4 @@ from services.inference.backends.openai_compatible import OpenAICompatibleBacken
 
 def vllm_backend(base_url: str, model: str, api_key: str) -> OpenAICompatibleBackend:
     # A local server: fail over to the next backend at once rather than retrying.
-    return OpenAICompatibleBackend("vllm", base_url, model, api_key, max_retries=0)
+    return OpenAICompatibleBackend("vllm", base_url, model, api_key, max_retries=0, sends_priority=True)
