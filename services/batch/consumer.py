@@ -28,7 +28,7 @@ class ConsumerSettings:
     name: str
     concurrency: int
     reclaim_idle_ms: int
-    max_attempts: int  # for retryable failures (rate limits, a backend down)
+    max_attempts: int  # for failures worth retrying (a backend down, a deadline); quota waits do not count
     retry_base_s: float
     retry_max_s: float
 
@@ -97,20 +97,31 @@ class Consumer:
             return None  # expired or deleted batch
         if await self._store.cancel_requested(batch_id):
             return error_result(index, item.custom_id, "CANCELLED", "batch cancelled")
+        return await self._run(batch_id, index, item)
+
+    async def _run(self, batch_id: str, index: int, item: orchestrator_pb2.BatchItem) -> orchestrator_pb2.BatchResult:
+        """The item's answer or error, retrying what is worth retrying; stops early if the batch is cancelled."""
         s = self._settings
-        for attempt in range(1, s.max_attempts + 1):
+        failures = 0
+        while True:
             try:
                 response = await self._executor.complete(item.request)
                 return orchestrator_pb2.BatchResult(custom_id=item.custom_id, index=index, response=response)
             except ItemFailed as e:
-                if not e.retryable or attempt == s.max_attempts:
+                if not e.retryable:
                     return error_result(index, item.custom_id, e.code, e.message)
-                delay = min(s.retry_max_s, s.retry_base_s * 2 ** (attempt - 1))
-                log.info("batch %s item %d: %s; retry %d in %.1fs", batch_id, index, e.code, attempt, delay)
+                if e.code == "RESOURCE_EXHAUSTED":
+                    # The lane's quota, or real-time traffic first: waiting is the point, not a failure.
+                    delay = s.retry_base_s
+                else:
+                    failures += 1
+                    if failures >= s.max_attempts:
+                        return error_result(index, item.custom_id, e.code, e.message)
+                    delay = min(s.retry_max_s, s.retry_base_s * 2 ** (failures - 1))
+                log.debug("batch %s item %d: %s; retrying in %.1fs", batch_id, index, e.code, delay)
                 await asyncio.sleep(delay)
                 if await self._store.cancel_requested(batch_id):
                     return error_result(index, item.custom_id, "CANCELLED", "batch cancelled")
-        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         for task in list(self._running.values()):

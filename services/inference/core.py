@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import math
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -67,11 +70,18 @@ class InferenceCore:
         breaker_cooldown_s: float = 30.0,
         limiter: LaneLimiter | None = None,
         batch_apis: dict[tuple[Tier, int], BatchApiCollector] | None = None,
+        batch_yield_s: float = 0.0,
     ) -> None:
         self._tiers = tiers
         self._limiter = limiter or LaneLimiter({})
         # (tier, backend index) -> the Batch API that backend's batch-lane calls go through (OpenAI).
         self._batch_apis = batch_apis or {}
+        # Real time first: batch-lane calls to a tier are refused while real-time calls to it are in flight
+        # or finished less than batch_yield_s ago (0: off). On a small machine both lanes share one engine,
+        # and quotas alone cannot keep a batch flood from slowing real-time answers.
+        self._batch_yield_s = batch_yield_s
+        self._realtime_busy: dict[Tier, int] = dict.fromkeys(tiers, 0)
+        self._realtime_done_at: dict[Tier, float] = dict.fromkeys(tiers, -math.inf)
         self._metrics = metrics
         self._breakers = {
             tier: [CircuitBreaker(breaker_failures, breaker_cooldown_s) for _ in config.backends]
@@ -160,11 +170,29 @@ class InferenceCore:
         the prompt back with the lane's scheduling priority."""
         tokens = count_messages([(m.role, m.content) for m in prompt.messages]) + prompt.sampling.max_tokens
         try:
+            if lane == "batch" and self._batch_yield_s and self._realtime_active(tier):
+                raise RateLimited(f"real-time requests are using the {tier.value} tier; batch work waits")
             self._limiter.acquire(lane, tier.value, tokens)
         except RateLimited:
             self._metrics.rate_limited.labels(lane, tier.value).inc()
             raise
         return replace(prompt, priority=BATCH_PRIORITY) if lane == "batch" else prompt
+
+    def _realtime_active(self, tier: Tier) -> bool:
+        idle_s = time.monotonic() - self._realtime_done_at[tier]
+        return self._realtime_busy[tier] > 0 or idle_s < self._batch_yield_s
+
+    @contextlib.contextmanager
+    def _in_flight(self, tier: Tier, lane: str) -> Iterator[None]:
+        if lane == "batch":
+            yield
+            return
+        self._realtime_busy[tier] += 1
+        try:
+            yield
+        finally:
+            self._realtime_busy[tier] -= 1
+            self._realtime_done_at[tier] = time.monotonic()
 
     async def generate(
         self,
@@ -174,7 +202,13 @@ class InferenceCore:
         removed_tokens: Mapping[str, int] | None = None,
         lane: str = "realtime",
     ) -> GenerateResult:
-        prompt = self._admit(tier, prompt, lane)
+        self._tier(tier)  # an unknown tier fails before anything is counted
+        with self._in_flight(tier, lane):
+            return await self._generate(tier, self._admit(tier, prompt, lane), timeout_s, removed_tokens, lane)
+
+    async def _generate(
+        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None, lane: str
+    ) -> GenerateResult:
         errors: list[str] = []
         for index, backend in self._attempts(tier):
             batch_api = self._batch_apis.get((tier, index)) if lane == "batch" else None
@@ -204,7 +238,14 @@ class InferenceCore:
         lane: str = "realtime",
     ) -> AsyncIterator[str | GenerateResult]:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
-        prompt = self._admit(tier, prompt, lane)
+        self._tier(tier)
+        with self._in_flight(tier, lane):
+            async for item in self._stream(tier, self._admit(tier, prompt, lane), timeout_s, removed_tokens, lane):
+                yield item
+
+    async def _stream(
+        self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None, lane: str
+    ) -> AsyncIterator[str | GenerateResult]:
         errors: list[str] = []
         for index, backend in self._attempts(tier):
             started = False

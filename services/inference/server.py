@@ -50,6 +50,7 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
         settings.breaker_cooldown_s,
         LaneLimiter(limits, burst_s=settings.lane_burst_s),
         batch_apis,
+        settings.batch_yield_s,
     )
 
 

@@ -58,6 +58,9 @@ class InferenceSettings(ServiceSettings):
     # How many seconds of quota an idle lane may spend at once. Short keeps a batch flood from starting
     # with a burst that queues ahead of real-time requests.
     lane_burst_s: float = Field(default=10.0, gt=0)
+    # Batch-lane calls wait while the tier served real-time calls in the last this many seconds (0: off):
+    # batch work fills idle capacity instead of sharing the engine with real-time requests.
+    batch_yield_s: float = Field(default=1.0, ge=0)
     # Batch-lane calls to `openai` backends go through OpenAI's Batch API (half price, within 24 h): requests
     # arriving within the window are sent as one job, polled every poll_s. The batch consumer's
     # COSTMESH_BATCH_REQUEST_TIMEOUT_S (and this service's TIMEOUT_S) must then allow for 24 hours.

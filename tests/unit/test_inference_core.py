@@ -1,5 +1,6 @@
 """Backend fall-over and circuit breaking in the inference core, with in-process fake backends."""
 
+import asyncio
 from dataclasses import replace
 
 import pytest
@@ -88,3 +89,20 @@ def test_only_priority_servers_get_the_priority_field() -> None:
     assert request_args("m", batch_prompt, sends_priority=True)["extra_body"] == {"priority": BATCH_PRIORITY}
     assert "extra_body" not in request_args("m", batch_prompt)  # OpenAI has no such field
     assert "extra_body" not in request_args("m", PROMPT, sends_priority=True)
+
+
+async def test_batch_work_waits_while_real_time_uses_the_tier() -> None:
+    slow = EchoBackend("live", delay_s=0.2)
+    tiers = {Tier.SMALL: TierConfig([slow], "gpt-4o-mini"), Tier.LARGE: TierConfig([EchoBackend()], "gpt-4o")}
+    core = InferenceCore(tiers, InferenceMetrics(CollectorRegistry()), batch_yield_s=0.3)
+    await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")  # an idle tier: batch runs
+    realtime = asyncio.create_task(core.generate(Tier.SMALL, PROMPT, 5))
+    await asyncio.sleep(0.05)
+    with pytest.raises(RateLimited, match="real-time requests are using the small tier"):
+        await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")  # while real time is in flight
+    await realtime
+    with pytest.raises(RateLimited):
+        await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")  # and for batch_yield_s after it
+    await core.generate(Tier.LARGE, PROMPT, 5, lane="batch")  # other tiers are not held back
+    await asyncio.sleep(0.35)
+    await core.generate(Tier.SMALL, PROMPT, 5, lane="batch")
