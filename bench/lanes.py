@@ -3,8 +3,9 @@
 Phase 1 sends `--requests` real-time requests one after another (small tier forced, cache off) and
 records their latency. Phase 2 submits a batch of `--batch-items` requests of the same kind to the batch
 lane and, while the consumer drains it, sends the same real-time requests again. The batch lane draws
-on its own rate limits (the inference service's COSTMESH_INFERENCE_LANE_LIMITS), so what the flood may
-take from real time is bounded by that quota; the figures show what is left.
+on its own rate limits (the inference service's COSTMESH_INFERENCE_LANE_LIMITS) and, with real time first
+(COSTMESH_INFERENCE_BATCH_YIELD_S), waits while real-time requests use the tier. Phase 3 leaves the batch
+alone for `--idle-s` to show it then takes the idle capacity.
 
 Questions are banking77 test queries (bench/data), so nothing repeats inside a phase.
 """
@@ -56,6 +57,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=20, help="real-time requests per phase")
     parser.add_argument("--batch-items", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=8)
+    parser.add_argument("--idle-s", type=float, default=30.0, help="batch alone after the real-time phase")
     args = parser.parse_args(argv)
     stack = StackSettings()
     stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.insecure_channel(f"127.0.0.1:{stack.orchestrator_port}"))
@@ -89,6 +91,18 @@ def main(argv: list[str]) -> int:
             "batch_items_per_minute": round(60 * done / window_s, 1),
         }
     )
+    # With real time quiet, the batch lane takes the idle capacity.
+    time.sleep(args.idle_s)
+    done_idle = batch_progress(stub, tenant, submitted.batch_id) - done
+    emit(
+        {
+            "bench": "lanes",
+            "phase": "batch alone afterwards",
+            "seconds": args.idle_s,
+            "batch_items_done": done_idle,
+            "batch_items_per_minute": round(60 * done_idle / args.idle_s, 1),
+        }
+    )
     stub.CancelBatch(orchestrator_pb2.BatchRef(tenant=tenant, batch_id=submitted.batch_id), timeout=120)
     emit(
         {
@@ -101,6 +115,7 @@ def main(argv: list[str]) -> int:
             "p99_ratio": round(summarize_ms(during)["p99_ms"] / summarize_ms(alone)["p99_ms"], 2),
             "batch_items_submitted": len(items),
             "batch_items_done_during_window": done,
+            "batch_items_per_minute_when_idle": round(60 * done_idle / args.idle_s, 1),
         }
     )
     return 0

@@ -5,10 +5,11 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, compress, lanes, mesh, prefix, prune, router
+from bench import cache, compress, lanes, mesh, overhead, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
+    "overhead": overhead.main,
     "cache": cache.main,
     "compress": compress.main,
     "lanes": lanes.main,

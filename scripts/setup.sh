@@ -53,5 +53,8 @@ bash scripts/setup-models-env.sh
 step "LLMLingua environment (.venv-lingua)"
 bash scripts/setup-lingua-env.sh
 
+step "LiteLLM proxy environment (.venv-litellm, for bench overhead)"
+bash scripts/setup-litellm-env.sh
+
 step "models in $MODELS_DIR"
 TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b embedder lingua
