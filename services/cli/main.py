@@ -79,6 +79,18 @@ def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace, settings: StackSettings) -> int:
+    from bench import replay  # noqa: PLC0415 - loads the datasets only when asked for
+
+    return replay.main(args.replay_args)
+
+
+def _report(args: argparse.Namespace, settings: StackSettings) -> int:
+    from bench import report  # noqa: PLC0415
+
+    return report.main(args.report_args)
+
+
 def _router(args: argparse.Namespace, settings: StackSettings) -> int:
     # Offline tools: they load the datasets, the embedder and numpy only when asked for.
     from services.router import labels, training  # noqa: PLC0415
@@ -122,6 +134,12 @@ def parser() -> argparse.ArgumentParser:
     bt.add_argument("--address", default="", help="orchestrator host:port")
     bt.add_argument("--timeout", type=float, default=120.0)
     bt.set_defaults(fn=_batch)
+    rp = sub.add_parser("replay", help="send a workload through the running mesh and record every decision")
+    rp.add_argument("replay_args", nargs=argparse.REMAINDER)
+    rp.set_defaults(fn=_replay)
+    rr = sub.add_parser("report", help="the savings waterfall, latency and quality of a replay (HTML + JSON)")
+    rr.add_argument("report_args", nargs=argparse.REMAINDER)
+    rr.set_defaults(fn=_report)
     r = sub.add_parser("router", help="offline router tools: `label` runs both tiers on MMLU, `train` learns")
     r.add_argument("tool", choices=("label", "train"))
     r.add_argument("tool_args", nargs=argparse.REMAINDER)

@@ -1,0 +1,219 @@
+"""`costmesh replay`: sends a workload through the running mesh and records every decision per request.
+
+Built-in workloads (offline, public data): `support` (banking77 and CLINC150 customer queries, drawn
+with replacement from a pool, so repeats and paraphrases arrive as they do in a real FAQ stream),
+`knowledge` (MMLU questions with gold answers: quality is scored), `open` (MT-Bench questions) and `chat`
+(Chit Chat Challenge conversations, each request the history up to a user turn). A FILE is OpenAI chat
+format JSONL, one request per line: {"messages": [...], "max_tokens": ..., "gold": "..."} (gold optional).
+
+The run is written to runs/RUN_ID/requests.jsonl (one line per request) and runs/RUN_ID/run.json; read
+it with `costmesh report RUN_ID`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from bench import datasets
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.batch.lines import ROLES
+from services.cli.settings import ROOT, StackSettings
+
+RUNS = ROOT / "runs"
+MODEL_STAGES = ("inference", "escalation")  # time spent in the model, not added by the mesh
+
+
+@dataclass(frozen=True)
+class Item:
+    messages: list[tuple[str, str]]  # (role, content)
+    gold: str = ""  # a gold answer where the data has one (MMLU: the letter)
+    max_tokens: int = 64
+
+
+def support(n: int, seed: int) -> list[Item]:
+    rng = random.Random(seed)
+    pool = datasets.sample(datasets.banking77("test"), n // 2, seed) + datasets.sample(
+        datasets.clinc150("test"), n // 2, seed
+    )
+    # A third of the stream repeats an earlier query word for word; paraphrases come from the datasets'
+    # many wordings of one intent.
+    stream: list[str] = []
+    for i in range(n):
+        stream.append(rng.choice(stream) if stream and rng.random() < 1 / 3 else pool[i % len(pool)][0])
+    return [Item([("user", q)], max_tokens=48) for q in stream]
+
+
+def knowledge(n: int, seed: int) -> list[Item]:
+    instruction = "Answer with the letter of the correct option only."
+    return [
+        Item([("system", instruction), ("user", q.prompt())], gold=q.answer, max_tokens=4)
+        for q in datasets.sample(datasets.mmlu(), n, seed)
+    ]
+
+
+def open_questions(n: int, seed: int) -> list[Item]:
+    return [Item([("user", q)], max_tokens=96) for _, q in datasets.sample(datasets.mtbench(), n, seed)]
+
+
+def chat(n: int, seed: int) -> list[Item]:
+    items = []
+    for conversation in datasets.sample(datasets.chitchat(min_messages=10), n, seed):
+        ends = [i + 1 for i, (role, _) in enumerate(conversation) if role == "user"]
+        if ends:
+            items.append(Item(list(conversation[: ends[-1]]), max_tokens=48))
+    return items
+
+
+WORKLOADS = {"support": support, "knowledge": knowledge, "open": open_questions, "chat": chat}
+
+
+def from_file(path: Path) -> list[Item]:
+    items = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+            messages = [(m["role"], m["content"]) for m in data["messages"]]
+        except (ValueError, KeyError, TypeError) as e:
+            raise SystemExit(f"{path}:{number}: not an OpenAI chat request ({e})") from None
+        items.append(Item(messages, str(data.get("gold", "")), int(data.get("max_tokens", 64))))
+    return items
+
+
+TIERS = {"auto": common_pb2.TIER_UNSPECIFIED, "small": common_pb2.TIER_SMALL, "large": common_pb2.TIER_LARGE}
+
+
+def request(item: Item, tenant: str, tier: str, no_cache: bool) -> orchestrator_pb2.CompletionRequest:
+    return orchestrator_pb2.CompletionRequest(
+        tenant=tenant,
+        messages=[common_pb2.Message(role=ROLES[role], content=content) for role, content in item.messages],
+        sampling=common_pb2.SamplingParams(max_tokens=item.max_tokens),
+        tier=TIERS[tier],
+        cache=common_pb2.CacheControl(no_cache=no_cache, no_store=no_cache),
+    )
+
+
+def correct(answer: str, gold: str) -> bool | None:
+    if not gold:
+        return None
+    return answer.strip().upper().startswith(gold.upper())
+
+
+def record(item: Item, response: orchestrator_pb2.CompletionResponse, latency_s: float) -> dict[str, Any]:
+    stages = {t.stage: t.duration_ms for t in response.stages}
+    model_ms = sum(stages.get(s, 0.0) for s in MODEL_STAGES)
+    return {
+        "request_id": response.request_id,
+        "latency_ms": round(1000 * latency_s, 3),
+        "mesh_added_ms": round(max(0.0, 1000 * latency_s - model_ms), 3),
+        "stages_ms": stages,
+        "cache": common_pb2.CacheHitKind.Name(response.cache.kind).removeprefix("CACHE_HIT_KIND_").lower(),
+        "similarity": round(response.cache.similarity, 4),
+        "tier": common_pb2.Tier.Name(response.route.tier).removeprefix("TIER_").lower(),
+        "escalated": response.route.escalated,
+        "escalation_reason": response.route.escalation_reason,
+        "compression": [response.compression.tokens_before, response.compression.tokens_after],
+        "pruning": [response.pruning.tokens_before, response.pruning.tokens_after],
+        "prompt_tokens": response.usage.prompt_tokens,
+        "completion_tokens": response.usage.completion_tokens,
+        "cost_usd": response.cost.cost_usd,
+        "baseline_cost_usd": response.cost.baseline_cost_usd,
+        "savings_by_intervention": dict(response.cost.savings_by_intervention),
+        "model": response.model,
+        "correct": correct(response.answer, item.gold),
+    }
+
+
+def progress(done: int, total: int, errors: int) -> None:
+    filled = 30 * done // max(1, total)
+    print(
+        f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} errors {errors}", end="", file=sys.stderr, flush=True
+    )
+
+
+async def replay(items: list[Item], address: str, args: argparse.Namespace, out: Path) -> tuple[int, int]:
+    tenant = f"replay-{out.parent.name}"
+    semaphore = asyncio.Semaphore(args.concurrency)
+    done = errors = 0
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub: orchestrator_pb2_grpc.OrchestratorAsyncStub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+        with out.open("w") as sink:
+
+            async def one(index: int, item: Item) -> None:
+                nonlocal done, errors
+                async with semaphore:
+                    started = time.perf_counter()
+                    try:
+                        response = await stub.Complete(
+                            request(item, tenant, args.tier, args.no_cache), timeout=args.timeout_s
+                        )
+                        row = {"index": index, **record(item, response, time.perf_counter() - started)}
+                    except grpc.aio.AioRpcError as e:
+                        errors += 1
+                        row = {"index": index, "error": f"{e.code().name}: {e.details()}"}
+                    sink.write(json.dumps(row) + "\n")
+                    done += 1
+                    progress(done, len(items), errors)
+
+            await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
+    print(file=sys.stderr)
+    return done, errors
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="costmesh replay", description=__doc__)
+    parser.add_argument("--workload", required=True, help=f"{', '.join(WORKLOADS)} or a JSONL file")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("-n", "--requests", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout-s", type=float, default=300.0)
+    parser.add_argument("--address", default="")
+    parser.add_argument("--tier", choices=sorted(TIERS), default="auto", help="large + --no-cache: a baseline run")
+    parser.add_argument("--no-cache", action="store_true")
+    args = parser.parse_args(argv)
+    if args.concurrency < 1 or args.requests < 1:
+        parser.error("--concurrency and --requests must be >= 1")
+    if args.workload in WORKLOADS:
+        items = WORKLOADS[args.workload](args.requests, args.seed)
+    else:
+        items = from_file(Path(args.workload))[: args.requests]
+    stack = StackSettings()
+    run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(args.workload).stem}-{uuid.uuid4().hex[:6]}"
+    folder = RUNS / run_id
+    folder.mkdir(parents=True)
+    started = time.time()
+    address = args.address or f"127.0.0.1:{stack.orchestrator_port}"
+    done, errors = asyncio.run(replay(items, address, args, folder / "requests.jsonl"))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "workload": args.workload,
+                "requests": done,
+                "errors": errors,
+                "concurrency": args.concurrency,
+                "tier": args.tier,
+                "no_cache": args.no_cache,
+                "seconds": round(time.time() - started, 1),
+                # Local stand-ins are priced as the models they stand in for (README, "Models").
+                "tiers": "OpenAI gpt-4o-mini / gpt-4o"
+                if stack.openai_api_key
+                else f"local stand-ins {stack.small_model} / {stack.large_model}, priced as gpt-4o-mini / gpt-4o",
+            },
+            indent=2,
+        )
+    )
+    print(run_id)
+    return 0 if done and errors < done else 1

@@ -1,0 +1,73 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.replay import correct, from_file, support
+from bench.report import main as report_main
+from bench.report import summarize
+
+
+def row(
+    index: int, cache: str, tier: str, cost: float, baseline: float, savings: dict[str, float], **extra: object
+) -> dict[str, object]:
+    return {
+        "index": index,
+        "latency_ms": 100.0 + index,
+        "mesh_added_ms": 5.0 + index,
+        "cache": cache,
+        "tier": tier,
+        "escalated": False,
+        "cost_usd": cost,
+        "baseline_cost_usd": baseline,
+        "savings_by_intervention": savings,
+        "correct": None,
+        **extra,
+    }
+
+
+ROWS = [
+    row(0, "miss", "small", 0.1, 1.0, {"routing": 0.95, "escalation": -0.05}, correct=True),
+    row(1, "exact", "small", 0.0, 1.0, {"cache_exact": 1.0}, correct=True),
+    row(2, "miss", "large", 0.8, 1.0, {"compression": 0.2}, correct=False, escalated=True),
+    {"index": 3, "error": "UNAVAILABLE: down"},
+]
+META = {"run_id": "r1", "workload": "support", "tiers": "local stand-ins"}
+
+
+def test_waterfall_adds_up_from_the_baseline_to_what_was_spent() -> None:
+    report = summarize(META, ROWS, None)
+    assert report["baseline_usd"] == pytest.approx(3.0) and report["cost_usd"] == pytest.approx(0.9)
+    steps = report["waterfall_usd"]
+    assert steps["cache_exact"] == pytest.approx(1.0) and steps["escalation"] == pytest.approx(-0.05)
+    assert report["baseline_usd"] - sum(steps.values()) == pytest.approx(report["cost_usd"])
+    assert report["saved_share"] == pytest.approx(0.7)
+    assert report["errors"] == 1
+    assert report["cache_hit_rate"]["exact"] == pytest.approx(1 / 3, abs=1e-4)
+    assert report["escalation_rate"] == pytest.approx(0.5)  # of the two requests a model answered
+    assert report["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
+
+
+def test_report_writes_json_and_html_with_plots(tmp_path: Path) -> None:
+    (tmp_path / "run.json").write_text(json.dumps(META))
+    (tmp_path / "requests.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS))
+    assert report_main([str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["run_id"] == "r1"
+    page = (tmp_path / "report.html").read_text()
+    assert page.count("<svg") == 2 and "Savings waterfall" in page
+
+
+def test_workload_file_and_scoring(tmp_path: Path) -> None:
+    path = tmp_path / "w.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "2+2?"}], "gold": "4"}) + "\n")
+    [item] = from_file(path)
+    assert item.messages == [("user", "2+2?")] and item.gold == "4"
+    path.write_text('{"messages": "nope"}\n')
+    with pytest.raises(SystemExit, match=r"w\.jsonl:1"):
+        from_file(path)
+    assert correct(" b) because", "B") is True and correct("C", "B") is False and correct("x", "") is None
+
+
+def test_support_stream_repeats_queries_like_a_faq() -> None:
+    stream = [item.messages[-1][1] for item in support(60, seed=1)]
+    assert len(stream) == 60 and len(set(stream)) < 60
