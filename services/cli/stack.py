@@ -43,6 +43,12 @@ def _start(component: Component, table: ProcessTable, timeout_s: float, say: Cal
         return False
     if component.kind == "external":
         raise StartupError(f"{component.name} at {component.address} ({component.note}) does not answer")
+    if table.pid(component.name) is not None:
+        # Ours and running, but not healthy yet (starting, or waiting for a dependency): wait for it. A
+        # second copy would fail on the port, and its pid file would orphan the first.
+        _wait(component, table, timeout_s)
+        say(f"  {component.name:<13} already running; ready at {component.address}")
+        return False
     table.start(component)
     started = time.monotonic()
     _wait(component, table, timeout_s)
