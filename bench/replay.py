@@ -2,8 +2,10 @@
 
 Built-in workloads (offline, public data): `support` (banking77 and CLINC150 customer queries, drawn
 with replacement from a pool, so repeats and paraphrases arrive as they do in a real FAQ stream),
-`knowledge` (MMLU questions with gold answers: quality is scored), `open` (MT-Bench questions) and `chat`
-(Chit Chat Challenge conversations, each request the history up to a user turn). A FILE is OpenAI chat
+`knowledge` (MMLU questions with gold answers: quality is scored), `open` (MT-Bench questions), `chat`
+(Chit Chat Challenge conversations, each request the history up to a user turn) and `rag` (an MMLU
+question with long retrieved context: passages stating the answers to other questions of its topic, one
+of them the fact that answers it, sent as DOCUMENT_KIND_CONTEXT so the compressor works on them). A FILE is OpenAI chat
 format JSONL, one request per line: {"messages": [...], "max_tokens": ..., "gold": "..."} (gold optional).
 
 The run is written to runs/RUN_ID/requests.jsonl (one line per request) and runs/RUN_ID/run.json; read
@@ -39,6 +41,7 @@ class Item:
     messages: list[tuple[str, str]]  # (role, content)
     gold: str = ""  # a gold answer where the data has one (MMLU: the letter)
     max_tokens: int = 64
+    context: tuple[str, ...] = ()  # retrieved passages, sent as documents
 
 
 def support(n: int, seed: int) -> list[Item]:
@@ -62,6 +65,26 @@ def knowledge(n: int, seed: int) -> list[Item]:
     ]
 
 
+def rag(n: int, seed: int, passages: int = 12) -> list[Item]:
+    rng = random.Random(seed)
+    questions = datasets.mmlu()
+    by_topic: dict[str, list[datasets.McQuestion]] = {}
+    for q in questions:
+        by_topic.setdefault(q.topic, []).append(q)
+
+    def fact(q: datasets.McQuestion) -> str:
+        return f"{q.question.strip()} The answer is: {q.choices['ABCD'.index(q.answer)].strip()}."
+
+    items = []
+    for q in datasets.sample(questions, n, seed):
+        others = [o for o in by_topic[q.topic] if o is not q]
+        context = [fact(o) for o in rng.sample(others, min(passages - 1, len(others)))]
+        context.insert(rng.randrange(len(context) + 1), fact(q))  # the passage that answers it
+        instruction = "Answer from the context. Reply with the letter of the correct option only."
+        items.append(Item([("system", instruction), ("user", q.prompt())], q.answer, 4, tuple(context)))
+    return items
+
+
 def open_questions(n: int, seed: int) -> list[Item]:
     return [Item([("user", q)], max_tokens=96) for _, q in datasets.sample(datasets.mtbench(), n, seed)]
 
@@ -75,7 +98,7 @@ def chat(n: int, seed: int) -> list[Item]:
     return items
 
 
-WORKLOADS = {"support": support, "knowledge": knowledge, "open": open_questions, "chat": chat}
+WORKLOADS = {"support": support, "knowledge": knowledge, "open": open_questions, "chat": chat, "rag": rag}
 
 
 def from_file(path: Path) -> list[Item]:
@@ -102,6 +125,10 @@ def request(item: Item, tenant: str, tier: str, no_cache: bool) -> orchestrator_
         sampling=common_pb2.SamplingParams(max_tokens=item.max_tokens),
         tier=TIERS[tier],
         cache=common_pb2.CacheControl(no_cache=no_cache, no_store=no_cache),
+        documents=[
+            common_pb2.Document(id=f"p{i}", text=text, kind=common_pb2.DOCUMENT_KIND_CONTEXT)
+            for i, text in enumerate(item.context)
+        ],
     )
 
 

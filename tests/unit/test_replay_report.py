@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.replay import correct, from_file, support
+from bench.replay import correct, from_file, rag, request, support
 from bench.report import main as report_main
 from bench.report import summarize
+from costmesh.v1 import common_pb2
 
 
 def row(
@@ -71,3 +72,14 @@ def test_workload_file_and_scoring(tmp_path: Path) -> None:
 def test_support_stream_repeats_queries_like_a_faq() -> None:
     stream = [item.messages[-1][1] for item in support(60, seed=1)]
     assert len(stream) == 60 and len(set(stream)) < 60
+
+
+def test_rag_prompts_carry_the_answering_passage_as_context() -> None:
+    items = rag(5, seed=2)
+    assert len(items) == 5
+    for item in items:
+        assert item.gold in "ABCD" and len(item.context) >= 2
+        question = item.messages[-1][1]
+        assert any(passage.startswith(question.split("\n")[0].strip()) for passage in item.context)
+        sent = request(item, "t", "auto", False)
+        assert [d.kind for d in sent.documents] == [common_pb2.DOCUMENT_KIND_CONTEXT] * len(item.context)
