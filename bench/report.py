@@ -72,6 +72,10 @@ def summarize(
         "cache_hit_rate": {
             kind: round(sum(r["cache"] == kind for r in ok) / max(1, len(ok)), 4) for kind in ("exact", "semantic")
         },
+        # Routed to the cheap tier first (escalated requests included), and answered by it in the end.
+        "routed_small_share": round(
+            sum(r["tier"] == "small" or r["escalated"] for r in answered) / max(1, len(answered)), 4
+        ),
         "small_tier_share": round(sum(r["tier"] == "small" for r in answered) / max(1, len(answered)), 4),
         "escalation_rate": round(sum(r["escalated"] for r in answered) / max(1, len(answered)), 4),
         "accuracy": accuracy(ok),

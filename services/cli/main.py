@@ -147,8 +147,18 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands whose own argument parser reads everything after the command name, options included.
+PASS_THROUGH = {"replay": "replay_args", "report": "report_args"}
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and args.command not in PASS_THROUGH:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command in PASS_THROUGH:
+        dest = PASS_THROUGH[args.command]
+        setattr(args, dest, extra + getattr(args, dest))
     settings = StackSettings()
     code: int = args.fn(args, settings)
     return code
