@@ -84,12 +84,21 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie is not alive: reap it if it is our child.
+    # A zombie is not alive: reap it if it is our child, and recognise it if it is another process's
+    # (killed, not yet reaped by the process that started it).
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)
         if done == pid:
             return False
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False  # no /proc (not Linux): kill(pid, 0) has to do
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"  # the state follows the parenthesised name
 
 
 def _group_alive(pgid: int) -> bool:
