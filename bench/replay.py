@@ -30,6 +30,7 @@ import grpc
 from bench import datasets
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.lines import ROLES
+from services.cli.ask import TIERS
 from services.cli.settings import ROOT, StackSettings
 
 RUNS = ROOT / "runs"
@@ -113,9 +114,6 @@ def from_file(path: Path) -> list[Item]:
             raise SystemExit(f"{path}:{number}: not an OpenAI chat request ({e})") from None
         items.append(Item(messages, str(data.get("gold", "")), int(data.get("max_tokens", 64))))
     return items
-
-
-TIERS = {"auto": common_pb2.TIER_UNSPECIFIED, "small": common_pb2.TIER_SMALL, "large": common_pb2.TIER_LARGE}
 
 
 def request(item: Item, tenant: str, tier: str, no_cache: bool) -> orchestrator_pb2.CompletionRequest:

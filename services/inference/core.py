@@ -168,11 +168,13 @@ class InferenceCore:
     def _admit(self, tier: Tier, prompt: ChatPrompt, lane: str) -> ChatPrompt:
         """Charges the lane's rate limits (one request, and the prompt plus the most it may generate);
         the prompt back with the lane's scheduling priority."""
-        tokens = count_messages([(m.role, m.content) for m in prompt.messages]) + prompt.sampling.max_tokens
         try:
             if lane == "batch" and self._batch_yield_s and self._realtime_active(tier):
                 raise RateLimited(f"real-time requests are using the {tier.value} tier; batch work waits")
-            self._limiter.acquire(lane, tier.value, tokens)
+            # Counting the prompt's tokens is only worth it where a bucket charges them.
+            if self._limiter.limits(lane, tier.value):
+                tokens = count_messages([(m.role, m.content) for m in prompt.messages]) + prompt.sampling.max_tokens
+                self._limiter.acquire(lane, tier.value, tokens)
         except RateLimited:
             self._metrics.rate_limited.labels(lane, tier.value).inc()
             raise

@@ -63,6 +63,9 @@ class LaneLimiter:
             for key, limit in limits.items()
         }
 
+    def limits(self, lane: str, tier: str) -> bool:
+        return (lane, tier) in self._buckets
+
     def acquire(self, lane: str, tier: str, tokens: int) -> None:
         """Takes one request and `tokens` from the lane's buckets, or raises RateLimited taking nothing."""
         buckets = self._buckets.get((lane, tier))
