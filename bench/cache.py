@@ -35,7 +35,7 @@ from services.cache.core import CacheCore, CacheMetrics
 from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial, normalize
 from services.cache.guard import mismatch
 from services.cli.settings import StackSettings
-from services.orchestrator.embedding import OnnxMiniLM, load_minilm
+from services.common.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
 
 THRESHOLDS = [round(0.80 + 0.02 * i, 2) for i in range(10)]

@@ -21,9 +21,9 @@ from pathlib import Path
 from bench import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
+from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm
 from services.inference.domain import Usage
 from services.inference.pricing import DEFAULT_PRICES, price_of
-from services.orchestrator.embedding import OnnxMiniLM, embedding_text, load_minilm
 from services.orchestrator.escalation import EscalationPolicy, judge
 from services.orchestrator.settings import OrchestratorSettings
 from services.router import labels

