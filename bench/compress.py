@@ -2,16 +2,18 @@
 
 Each dataset (banking77, CLINC150) gets a prompt with many labelled examples: `--intents` intents drawn
 at random, `--shots` training examples each. The examples go through the running compressor service as
-DOCUMENT_KIND_EXAMPLE documents: by default whole examples are dropped, the same share per label
-(COSTMESH_COMPRESSOR_EXAMPLES=select); with `tokens` LLMLingua shortens each example's input and keeps
-its label. Held-out test queries of those intents are then answered by the large tier's vLLM server
-twice, interleaved: once with the full examples, once with the compressed ones. The examples are a static
-block placed before the query, so the model server's prefix cache serves both prompts after the first
-request and the latencies compare answers, not cold prefills.
+DOCUMENT_KIND_EXAMPLE documents, with the test query as the question, once per query. By default
+(COSTMESH_COMPRESSOR_EXAMPLES=nearest) whole examples are dropped: a static share is kept for every query
+and the rest of the budget goes to the examples nearest the query, after the static ones; with `select`
+only the static subset is kept; with `tokens` LLMLingua shortens each example's input and keeps its
+label. Held-out test queries of those intents are then answered by the large tier's vLLM server twice,
+interleaved: once with the full examples, once with the compressed ones. The examples sit before the
+query, so the model server's prefix cache serves the shared prefix of each prompt after the first request.
 
-Reported per dataset and ratio: examples-block tokens (o200k) and the model's prompt tokens before and
-after, the ratio reached, accuracy of both prompts and the difference in points, the compression's cold
-(first request) and cached latency, and answer latency with each prompt.
+Reported per dataset and ratio: examples-block tokens (o200k) before and after (median over queries), the
+ratio reached, the model's prompt tokens and the tokens its prefix cache served with each prompt, accuracy
+of both prompts and the difference in points, the compression's cold (first request) and per-query
+latency, and answer latency with each prompt.
 """
 
 from __future__ import annotations
@@ -68,13 +70,14 @@ def predicted(answer: str, labels: list[str]) -> str:
 
 
 async def compress(
-    stub: compressor_pb2_grpc.CompressorAsyncStub, examples: list[str], ratio: float
+    stub: compressor_pb2_grpc.CompressorAsyncStub, examples: list[str], ratio: float, question: str
 ) -> tuple[list[str], float, str]:
     started = time.perf_counter()
     reply = await stub.Compress(
         compressor_pb2.CompressRequest(
             tenant="bench",
             target_ratio=ratio,
+            question=question,
             documents=[
                 common_pb2.Document(id=str(i), text=text, kind=common_pb2.DOCUMENT_KIND_EXAMPLE)
                 for i, text in enumerate(examples)
@@ -82,7 +85,8 @@ async def compress(
         ),
         timeout=900,
     )
-    # Demonstration-level compression empties the examples it drops; the prompt leaves them out.
+    # Demonstration-level compression empties the examples it drops and moves the ones picked for the
+    # question after the static ones; the prompt leaves the empty ones out and keeps the order.
     return [d.text for d in reply.documents if d.text], time.perf_counter() - started, reply.report.method
 
 
@@ -106,11 +110,11 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
         stub: compressor_pb2_grpc.CompressorAsyncStub = compressor_pb2_grpc.CompressorStub(channel)
         try:
             for ratio in args.ratios:
-                compressed, cold_s, method = await compress(stub, examples, ratio)
-                cached_s = [(await compress(stub, examples, ratio))[1] for _ in range(5)]
-                short_prompt = INSTRUCTION.format(labels=label_list, examples="\n\n".join(compressed))
+                cold_s = (await compress(stub, examples, ratio, test[0][0]))[1]
                 rows = []
                 for query, gold in test:
+                    compressed, compress_s, method = await compress(stub, examples, ratio, query)
+                    short_prompt = INSTRUCTION.format(labels=label_list, examples="\n\n".join(compressed))
                     full, full_s = await ask(backend, full_prompt, query)
                     short, short_s = await ask(backend, short_prompt, query)
                     row = {
@@ -120,8 +124,12 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
                         "gold": gold,
                         "full_answer": predicted(full.text, labels),
                         "compressed_answer": predicted(short.text, labels),
+                        "example_tokens": count_text("\n\n".join(compressed)),
                         "full_prompt_tokens": full.usage.prompt_tokens,
                         "compressed_prompt_tokens": short.usage.prompt_tokens,
+                        "full_cached_tokens": full.usage.cached_prompt_tokens,
+                        "compressed_cached_tokens": short.usage.cached_prompt_tokens,
+                        "compress_s": round(compress_s, 4),
                         "full_s": round(full_s, 3),
                         "compressed_s": round(short_s, 3),
                     }
@@ -130,7 +138,7 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
                     rows.append(row)
                 summary = {
                     "method": method,
-                    **dataset_summary(name, ratio, examples, compressed, rows, cold_s, cached_s),
+                    **dataset_summary(name, ratio, examples, rows, cold_s),
                 }
                 emit(summary)
                 summaries.append(summary)
@@ -143,10 +151,8 @@ def dataset_summary(
     name: str,
     ratio: float,
     examples: list[str],
-    compressed: list[str],
     rows: list[dict[str, object]],
     cold_s: float,
-    cached_s: list[float],
 ) -> dict[str, object]:
     def accuracy(key: str) -> float:
         return sum(r[key] == r["gold"] for r in rows) / len(rows)
@@ -154,7 +160,7 @@ def dataset_summary(
     def median(key: str) -> float:
         return statistics.median(float(str(r[key])) for r in rows)
 
-    before, after = count_text("\n\n".join(examples)), count_text("\n\n".join(compressed))
+    before, after = count_text("\n\n".join(examples)), median("example_tokens")
     return {
         "bench": "compress",
         "dataset": name,
@@ -162,18 +168,28 @@ def dataset_summary(
         "queries": len(rows),
         "examples": len(examples),
         "example_tokens_before": before,
-        "example_tokens_after": after,
+        "example_tokens_after_p50": after,
         "example_ratio": round(before / max(1, after), 2),
         "prompt_tokens_full_p50": median("full_prompt_tokens"),
         "prompt_tokens_compressed_p50": median("compressed_prompt_tokens"),
+        "prefix_cached_tokens_full_p50": median("full_cached_tokens"),
+        "prefix_cached_tokens_compressed_p50": median("compressed_cached_tokens"),
         "accuracy_full": round(accuracy("full_answer"), 4),
         "accuracy_compressed": round(accuracy("compressed_answer"), 4),
         "accuracy_delta_points": round(100 * (accuracy("compressed_answer") - accuracy("full_answer")), 2),
+        "accuracy_delta_ci95_points": round(100 * paired_ci95(rows), 2),
         "compress_cold_s": round(cold_s, 2),
-        "compress_cached_p50_ms": round(1000 * statistics.median(cached_s), 2),
+        "compress_p50_ms": round(1000 * median("compress_s"), 2),
         "answer_full_p50_s": round(median("full_s"), 3),
         "answer_compressed_p50_s": round(median("compressed_s"), 3),
     }
+
+
+def paired_ci95(rows: list[dict[str, object]]) -> float:
+    """Half-width of the normal-approximation 95 % interval of the accuracy difference, paired per query:
+    with a few dozen queries a difference of a few points is within noise."""
+    diffs = [int(r["compressed_answer"] == r["gold"]) - int(r["full_answer"] == r["gold"]) for r in rows]
+    return 1.96 * statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
 
 
 def main(argv: list[str]) -> int:

@@ -65,8 +65,8 @@ async def start_mesh(
         await mesh.start("router", await build_router(RouterSettings(port=0)))
         cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)
         await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
-        # By default the model-free method; tests/integration passes LLMLingua with its real server.
-        compressor = compressor or CompressorSettings(port=0, method="dedupe", min_tokens=0)
+        # By default model-free methods; tests/integration passes LLMLingua and the embedding model.
+        compressor = compressor or CompressorSettings(port=0, method="dedupe", examples="select", min_tokens=0)
         await mesh.start("compressor", await build_compressor(compressor))
         await mesh.start(
             "summarizer",

@@ -1,6 +1,8 @@
 import asyncio
+from collections.abc import Sequence
 
 import httpx
+import numpy as np
 import pytest
 
 from services.common.errors import BackendUnavailable, InvalidInput
@@ -8,6 +10,7 @@ from services.compressor.backends.dedupe import DedupeCompressor
 from services.compressor.backends.llmlingua import LLMLinguaCompressor
 from services.compressor.blocks import BlockCache
 from services.compressor.core import CompressorCore, Doc, select_examples, split_answer
+from services.compressor.nearest import ExampleIndex
 
 BOILERPLATE = "This document is confidential. Do not share it outside the company."
 
@@ -217,3 +220,82 @@ async def test_llmlingua_backend_errors_are_unavailable(response: httpx.Response
     backend = lingua(httpx.MockTransport(lambda _: response))
     with pytest.raises(BackendUnavailable):
         await backend.compress(["a", "b"], 2.0)
+
+
+class WordEmbedder:
+    """A stand-in for MiniLM: unit bag-of-words vectors, so 'nearest' means 'shares the most words'."""
+
+    name = "words"
+    dimensions = 256  # more than the tests' vocabulary: one slot per word
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+        self.vocabulary: dict[str, int] = {}
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        out = np.zeros((len(texts), self.dimensions), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().replace("query:", "").split():
+                out[row, self.vocabulary.setdefault(word, len(self.vocabulary))] += 1
+        return out / np.clip(np.linalg.norm(out, axis=1, keepdims=True), 1e-9, None)
+
+
+def intent_examples() -> list[Doc]:
+    topics = {"card_arrival": "card arrive post", "refund": "refund money back", "top_up": "top up wallet"}
+    return [
+        Doc(f"{label}{i}", f"Query: {words.split()[i % 3]} example {label} number {i}\nIntent: {label}", "example")
+        for label, words in topics.items()
+        for i in range(8)
+    ]
+
+
+async def test_nearest_examples_follow_a_static_share_that_is_the_same_for_every_question() -> None:
+    embedder = WordEmbedder()
+    core = CompressorCore(DedupeCompressor(), 2.0, examples="nearest", nearest=ExampleIndex(embedder))
+    docs = [Doc("policy", "Fixed text.", "fixed"), *intent_examples()]
+    refund = await core.compress(docs, "how do I get a refund of my money", 0)
+    card = await core.compress(docs, "when will my card arrive", 0)
+
+    for result in (refund, card):
+        assert sorted(d.id for d in result.documents) == sorted(d.id for d in docs)  # each id once
+        kept = [d for d in result.documents if d.kind == "example" and d.text]
+        assert len(kept) == 12  # 24 examples at ratio 2
+        assert all(d.text == next(o.text for o in docs if o.id == d.id) for d in kept)  # intact
+        assert result.method == "nearest-examples"
+        assert result.tokens_after < result.tokens_before
+    static = [d.id for d in refund.documents[:-3] if d.text]
+    # 0.75 of the 12 kept, 3 per label, spread evenly; the same whatever the question: a cacheable prefix.
+    assert static == [d.id for d in card.documents[:-3] if d.text]
+    assert static == ["policy"] + [f"{label}{i}" for label in ("card_arrival", "refund", "top_up") for i in (0, 2, 5)]
+    refund_tail, card_tail = refund.documents[-3:], card.documents[-3:]
+    assert all(d.id.startswith("refund") for d in refund_tail)
+    assert all(d.id.startswith("card_arrival") for d in card_tail)
+    assert len(embedder.batches) == 1 + 2  # the examples once, then one question per request
+
+
+async def test_nearest_without_a_question_keeps_the_static_selection() -> None:
+    core = CompressorCore(DedupeCompressor(), 2.0, examples="nearest", nearest=ExampleIndex(WordEmbedder()))
+    docs = intent_examples()
+    result = await core.compress(docs, "  ", 0)
+    assert [d.text for d in result.documents] == [
+        d.text if keep else "" for d, keep in zip(docs, select_examples([d.text for d in docs], 2.0), strict=True)
+    ]
+    assert result.method == "select-examples"
+
+
+async def test_nearest_fills_what_a_high_ratio_leaves_after_one_example_per_label() -> None:
+    core = CompressorCore(DedupeCompressor(), 4.0, examples="nearest", nearest=ExampleIndex(WordEmbedder()))
+    result = await core.compress(intent_examples(), "top up my wallet", 0)
+    kept = [d for d in result.documents if d.text]
+    assert len(kept) == 6  # round(24 / 4): one static example per label, three picked for the question
+    assert [d.id for d in kept[:3]] == ["card_arrival0", "refund0", "top_up0"]
+    assert all(d.id.startswith("top_up") for d in kept[3:])
+
+
+def test_nearest_needs_an_index_and_a_sensible_share() -> None:
+    with pytest.raises(InvalidInput, match="embedding"):
+        CompressorCore(DedupeCompressor(), 2.0, examples="nearest")
+    with pytest.raises(InvalidInput, match="static_share"):
+        index = ExampleIndex(WordEmbedder())
+        CompressorCore(DedupeCompressor(), 2.0, examples="nearest", nearest=index, static_share=0)

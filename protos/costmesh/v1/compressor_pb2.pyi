@@ -31,7 +31,9 @@ class CompressRequest(_message.Message):
     target_ratio: _builtins.float
     """tokens_before / tokens_after to aim for; 0: service default"""
     question: _builtins.str
-    """never compressed; not used for ranking, so blocks stay reusable across questions"""
+    """Never compressed. Retrieved context is compressed with it in view; few-shot examples are partly picked
+    by it (those nearest the question), while a static share stays the same for every question.
+    """
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Document]: ...
     def __init__(
@@ -58,7 +60,9 @@ class CompressResponse(_message.Message):
     REPORT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def documents(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Document]:
-        """same order and ids as the request"""
+        """The request's ids, each once, in its order, except that examples picked for this question move after
+        the static ones (so the prompt prefix through them is byte-identical). Dropped examples come back empty.
+        """
 
     @_builtins.property
     def report(self) -> _common_pb2.CompressionReport: ...
