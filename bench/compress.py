@@ -34,8 +34,12 @@ from services.cli.settings import StackSettings
 from services.common.tokens import count_text
 from services.inference.backends.openai_compatible import OpenAICompatibleBackend
 from services.inference.backends.vllm import vllm_backend
-from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling
+from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Usage
+from services.inference.pricing import DEFAULT_PRICES, price_of
 
+# The dollars of each prompt are priced as the large tier's OpenAI counterpart would bill the tokens the
+# model server measured, cached ones at the cached-input price: compression competes with the prefix cache.
+PRICED_AS = "gpt-4o"
 LOADERS = {"banking77": datasets.banking77, "clinc150": datasets.clinc150}
 INSTRUCTION = (
     "Classify the customer query into exactly one of these intents:\n{labels}\n\n"
@@ -130,6 +134,8 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
                         "full_cached_tokens": full.usage.cached_prompt_tokens,
                         "compressed_cached_tokens": short.usage.cached_prompt_tokens,
                         "compress_s": round(compress_s, 4),
+                        "full_usd": input_usd(full.usage),
+                        "compressed_usd": input_usd(short.usage),
                         "full_s": round(full_s, 3),
                         "compressed_s": round(short_s, 3),
                     }
@@ -145,6 +151,10 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
         finally:
             await backend.close()
     return summaries
+
+
+def input_usd(usage: Usage) -> float:
+    return price_of(Usage(usage.prompt_tokens, 0, usage.cached_prompt_tokens), DEFAULT_PRICES[PRICED_AS])
 
 
 def dataset_summary(
@@ -174,6 +184,10 @@ def dataset_summary(
         "prompt_tokens_compressed_p50": median("compressed_prompt_tokens"),
         "prefix_cached_tokens_full_p50": median("full_cached_tokens"),
         "prefix_cached_tokens_compressed_p50": median("compressed_cached_tokens"),
+        # Per query, with the prefix cache's measured hits: below 1 means compression saves money.
+        f"input_cost_ratio_as_{PRICED_AS}": round(
+            sum(float(str(r["compressed_usd"])) for r in rows) / sum(float(str(r["full_usd"])) for r in rows), 3
+        ),
         "accuracy_full": round(accuracy("full_answer"), 4),
         "accuracy_compressed": round(accuracy("compressed_answer"), 4),
         "accuracy_delta_points": round(100 * (accuracy("compressed_answer") - accuracy("full_answer")), 2),
