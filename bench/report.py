@@ -171,6 +171,7 @@ def main(argv: list[str]) -> int:
         "mesh_added_latency",
         "end_to_end_latency",
         "cache_hit_rate",
+        "routed_small_share",
         "small_tier_share",
         "escalation_rate",
         "accuracy",

@@ -49,10 +49,12 @@ def test_waterfall_adds_up_from_the_baseline_to_what_was_spent() -> None:
     assert report["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
 
 
-def test_report_writes_json_and_html_with_plots(tmp_path: Path) -> None:
+def test_report_writes_json_and_html_with_plots(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "run.json").write_text(json.dumps(META))
     (tmp_path / "requests.jsonl").write_text("\n".join(json.dumps(r) for r in ROWS))
     assert report_main([str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "routed_small_share: " in printed and "small_tier_share: " in printed
     assert json.loads((tmp_path / "report.json").read_text())["run_id"] == "r1"
     page = (tmp_path / "report.html").read_text()
     assert page.count("<svg") == 2 and "Savings waterfall" in page
