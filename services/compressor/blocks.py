@@ -1,5 +1,7 @@
 """Compressed blocks by content hash: computed once, shared by concurrent callers, finished even if they leave.
 
+(The same cache keeps the embedding vectors of few-shot example lists: nearest.py.)
+
 A static block (a prompt's few-shot examples) must compress to the same bytes on every request, or the
 provider's prefix cache misses. Model-based compression is also slow on a CPU (seconds per thousand
 tokens), so its result is worth keeping: the first request pays, later ones read the cache. A request
@@ -15,8 +17,10 @@ import json
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def block_key(method: str, ratio: float, kind: str, texts: list[str], question: str) -> str:
@@ -24,24 +28,24 @@ def block_key(method: str, ratio: float, kind: str, texts: list[str], question: 
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-class BlockCache:
-    """An LRU of compressed blocks plus single-flight computation of missing ones."""
+class BlockCache(Generic[T]):
+    """An LRU of computed blocks plus single-flight computation of missing ones."""
 
     def __init__(self, max_entries: int) -> None:
         self._max_entries = max_entries
-        self._done: OrderedDict[str, list[str]] = OrderedDict()
-        self._running: dict[str, asyncio.Task[list[str]]] = {}
+        self._done: OrderedDict[str, T] = OrderedDict()
+        self._running: dict[str, asyncio.Task[T]] = {}
 
     def __len__(self) -> int:
         return len(self._done)
 
-    def get(self, key: str) -> list[str] | None:
+    def get(self, key: str) -> T | None:
         found = self._done.get(key)
         if found is not None:
             self._done.move_to_end(key)
         return found
 
-    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[list[str]]]) -> tuple[list[str], bool]:
+    async def get_or_compute(self, key: str, compute: Callable[[], Awaitable[T]]) -> tuple[T, bool]:
         """The block and whether it came from the cache. The computation is shielded from the caller's
         cancellation, and one computation serves every caller that asks for the same key meanwhile."""
         found = self.get(key)
@@ -55,11 +59,11 @@ class BlockCache:
             self._running[key] = task
         return await asyncio.shield(task), False
 
-    async def _compute(self, key: str, compute: Callable[[], Awaitable[list[str]]]) -> list[str]:
+    async def _compute(self, key: str, compute: Callable[[], Awaitable[T]]) -> T:
         try:
             result = await compute()
         except Exception:
-            log.warning("block compression failed; the next request retries", exc_info=True)
+            log.warning("block computation failed; the next request retries", exc_info=True)
             raise
         finally:
             self._running.pop(key, None)

@@ -100,7 +100,7 @@ class CompressorCore:
         self._examples = examples
         self._nearest = nearest if examples == "nearest" else None
         self._static_share = static_share  # of the kept examples, the share that is the same for every question
-        self.blocks = BlockCache(cache_entries)
+        self.blocks: BlockCache[list[str]] = BlockCache(cache_entries)
 
     async def compress(self, docs: list[Doc], question: str, target_ratio: float) -> Compressed:
         ratio = target_ratio or self._default_ratio
@@ -160,4 +160,6 @@ class CompressorCore:
 
     async def close(self) -> None:
         await self.blocks.close()
+        if self._nearest is not None:
+            await self._nearest.close()
         await self._compressor.close()

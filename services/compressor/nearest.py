@@ -7,20 +7,20 @@ through it stays byte-identical for provider prefix caches) and fills the rest o
 examples nearest the question, placed after the static ones.
 
 An example is embedded by its input only (the answer line is the same for all of a label's examples). The
-vectors of a block are kept by content, so a static example list is embedded once; each request then costs
-one embedding of the question and a dot product.
+vectors of a block are kept by content in a BlockCache, so a static example list is embedded once (by one
+request, however many arrive together); each request then costs one embedding of the question and a dot
+product.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
-from collections import OrderedDict
+import functools
 
 import numpy as np
 
 from services.common.embedding import Embedder
+from services.compressor.blocks import BlockCache, block_key
 
 # Example lists whose vectors are kept: 80 examples take 120 KB, and an app has a few static lists.
 BLOCKS_KEPT = 64
@@ -29,8 +29,7 @@ BLOCKS_KEPT = 64
 class ExampleIndex:
     def __init__(self, embedder: Embedder, max_blocks: int = BLOCKS_KEPT) -> None:
         self._embedder = embedder
-        self._max_blocks = max_blocks
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors: BlockCache[np.ndarray] = BlockCache(max_blocks)
 
     async def nearest(self, inputs: list[str], question: str, k: int) -> list[int]:
         """Indices of the k inputs nearest the question, the nearest last (next to the question in the
@@ -43,14 +42,12 @@ class ExampleIndex:
         return [int(i) for i in order[::-1]]
 
     async def _block_vectors(self, inputs: list[str]) -> np.ndarray:
-        key = hashlib.sha256(json.dumps(inputs, ensure_ascii=False).encode()).hexdigest()
-        found = self._vectors.get(key)
-        if found is not None:
-            self._vectors.move_to_end(key)
-            return found
         # ONNX Runtime releases the GIL: the event loop keeps serving while a block is embedded.
-        vectors = await asyncio.to_thread(self._embedder.embed, inputs)
-        self._vectors[key] = vectors
-        while len(self._vectors) > self._max_blocks:
-            self._vectors.popitem(last=False)
+        vectors, _ = await self._vectors.get_or_compute(
+            block_key(self._embedder.name, 1.0, "example-vectors", inputs, ""),
+            functools.partial(asyncio.to_thread, self._embedder.embed, inputs),
+        )
         return vectors
+
+    async def close(self) -> None:
+        await self._vectors.close()
