@@ -27,9 +27,14 @@ class RouteRequest(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     EMBEDDING_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
+    MAX_QUALITY_LOSS_PTS_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     threshold: _builtins.float
     """P(large) above which LARGE is chosen; unset: tenant / default"""
+    max_quality_loss_pts: _builtins.float
+    """The operator's quality target: accuracy points the cascade may lose against all-large. The quality
+    estimator picks its thresholds for it from its validation frontier; unset: the router's default.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]: ...
     @_builtins.property
@@ -43,13 +48,19 @@ class RouteRequest(_message.Message):
         messages: _abc.Iterable[_common_pb2.Message] | None = ...,
         embedding: _common_pb2.Embedding | None = ...,
         threshold: _builtins.float | None = ...,
+        max_quality_loss_pts: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "embedding", b"embedding", "threshold", b"threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "_threshold", b"_threshold", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_threshold", b"_threshold", "embedding", b"embedding", "messages", b"messages", "tenant", b"tenant", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "_threshold", b"_threshold", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts", "messages", b"messages", "tenant", b"tenant", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_quality_loss_pts: _TypeAlias = _typing.Literal["max_quality_loss_pts"]  # noqa: Y015
+    _WhichOneofArgType__max_quality_loss_pts: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts"]  # noqa: Y015
     _WhichOneofReturnType__threshold: _TypeAlias = _typing.Literal["threshold"]  # noqa: Y015
     _WhichOneofArgType__threshold: _TypeAlias = _typing.Literal["_threshold", b"_threshold"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_quality_loss_pts) -> _WhichOneofReturnType__max_quality_loss_pts | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__threshold) -> _WhichOneofReturnType__threshold | None: ...
 
 Global___RouteRequest: _TypeAlias = RouteRequest  # noqa: Y015
@@ -81,8 +92,16 @@ class RouteResponse(_message.Message):
     DECISION_FIELD_NUMBER: _builtins.int
     NEEDS_MULTI_STEP_FIELD_NUMBER: _builtins.int
     FEATURES_FIELD_NUMBER: _builtins.int
+    P_CHEAP_GOOD_FIELD_NUMBER: _builtins.int
+    ASSESS_AFTER_FIELD_NUMBER: _builtins.int
     needs_multi_step: _builtins.bool
     """escalate straight away when the cheap tier answers"""
+    p_cheap_good: _builtins.float
+    """The quality estimator's P(the cheap answer will be as good as the large one), before the call;
+    unset when the classifier has no estimator (rules).
+    """
+    assess_after: _builtins.bool
+    """Whether the cheap answer should be judged by Assess after the call (the estimator has a post-call head)."""
     @_builtins.property
     def decision(self) -> _common_pb2.RouteDecision: ...
     @_builtins.property
@@ -95,11 +114,128 @@ class RouteResponse(_message.Message):
         decision: _common_pb2.RouteDecision | None = ...,
         needs_multi_step: _builtins.bool = ...,
         features: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
+        p_cheap_good: _builtins.float | None = ...,
+        assess_after: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good", "decision", b"decision", "p_cheap_good", b"p_cheap_good"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "features", b"features", "needs_multi_step", b"needs_multi_step"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good", "assess_after", b"assess_after", "decision", b"decision", "features", b"features", "needs_multi_step", b"needs_multi_step", "p_cheap_good", b"p_cheap_good"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__p_cheap_good: _TypeAlias = _typing.Literal["p_cheap_good"]  # noqa: Y015
+    _WhichOneofArgType__p_cheap_good: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__p_cheap_good) -> _WhichOneofReturnType__p_cheap_good | None: ...
+
+Global___RouteResponse: _TypeAlias = RouteResponse  # noqa: Y015
+
+@_typing.final
+class AnswerSignals(_message.Message):
+    """What the cheap tier's answer looked like, from its token logprobs (services/common/signals.py computes
+    these the same way online and in the outcome records).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOKENS_FIELD_NUMBER: _builtins.int
+    MEAN_LOGPROB_FIELD_NUMBER: _builtins.int
+    MIN_LOGPROB_FIELD_NUMBER: _builtins.int
+    FIRST_LOGPROB_FIELD_NUMBER: _builtins.int
+    MEAN_MARGIN_FIELD_NUMBER: _builtins.int
+    MEAN_ENTROPY_FIELD_NUMBER: _builtins.int
+    CHARS_FIELD_NUMBER: _builtins.int
+    tokens: _builtins.int
+    mean_logprob: _builtins.float
+    min_logprob: _builtins.float
+    first_logprob: _builtins.float
+    mean_margin: _builtins.float
+    """mean over tokens of logprob(top-1) - logprob(top-2), capped at 10"""
+    mean_entropy: _builtins.float
+    """mean over tokens of the entropy of the renormalised top-k (nats)"""
+    chars: _builtins.int
+    """answer length in characters"""
+    def __init__(
+        self,
+        *,
+        tokens: _builtins.int = ...,
+        mean_logprob: _builtins.float = ...,
+        min_logprob: _builtins.float = ...,
+        first_logprob: _builtins.float = ...,
+        mean_margin: _builtins.float = ...,
+        mean_entropy: _builtins.float = ...,
+        chars: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chars", b"chars", "first_logprob", b"first_logprob", "mean_entropy", b"mean_entropy", "mean_logprob", b"mean_logprob", "mean_margin", b"mean_margin", "min_logprob", b"min_logprob", "tokens", b"tokens"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RouteResponse: _TypeAlias = RouteResponse  # noqa: Y015
+Global___AnswerSignals: _TypeAlias = AnswerSignals  # noqa: Y015
+
+@_typing.final
+class AssessRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    EMBEDDING_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    MAX_QUALITY_LOSS_PTS_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    max_quality_loss_pts: _builtins.float
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]:
+        """the request as routed"""
+
+    @_builtins.property
+    def embedding(self) -> _common_pb2.Embedding: ...
+    @_builtins.property
+    def answer(self) -> Global___AnswerSignals: ...
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        messages: _abc.Iterable[_common_pb2.Message] | None = ...,
+        embedding: _common_pb2.Embedding | None = ...,
+        answer: Global___AnswerSignals | None = ...,
+        max_quality_loss_pts: _builtins.float | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "answer", b"answer", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "answer", b"answer", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts", "messages", b"messages", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__max_quality_loss_pts: _TypeAlias = _typing.Literal["max_quality_loss_pts"]  # noqa: Y015
+    _WhichOneofArgType__max_quality_loss_pts: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__max_quality_loss_pts) -> _WhichOneofReturnType__max_quality_loss_pts | None: ...
+
+Global___AssessRequest: _TypeAlias = AssessRequest  # noqa: Y015
+
+@_typing.final
+class AssessResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEEP_FIELD_NUMBER: _builtins.int
+    P_CHEAP_GOOD_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    keep: _builtins.bool
+    """false: escalate to the large tier"""
+    p_cheap_good: _builtins.float
+    """calibrated P(the cheap answer is as good as the large one)"""
+    threshold: _builtins.float
+    """the keep threshold used for this tenant's quality target"""
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        keep: _builtins.bool = ...,
+        p_cheap_good: _builtins.float = ...,
+        threshold: _builtins.float = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keep", b"keep", "p_cheap_good", b"p_cheap_good", "reason", b"reason", "threshold", b"threshold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AssessResponse: _TypeAlias = AssessResponse  # noqa: Y015

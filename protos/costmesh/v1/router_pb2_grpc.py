@@ -39,13 +39,26 @@ class RouterStub(object):
                 request_serializer=costmesh_dot_v1_dot_router__pb2.RouteRequest.SerializeToString,
                 response_deserializer=costmesh_dot_v1_dot_router__pb2.RouteResponse.FromString,
                 _registered_method=True)
+        self.Assess = channel.unary_unary(
+                '/costmesh.v1.Router/Assess',
+                request_serializer=costmesh_dot_v1_dot_router__pb2.AssessRequest.SerializeToString,
+                response_deserializer=costmesh_dot_v1_dot_router__pb2.AssessResponse.FromString,
+                _registered_method=True)
 
 
 class RouterServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Route(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Before the model call: which tier, from the request alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Assess(self, request, context):
+        """After the cheap tier answered: keep its answer, or escalate once to the large tier.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -57,6 +70,11 @@ def add_RouterServicer_to_server(servicer, server):
                     servicer.Route,
                     request_deserializer=costmesh_dot_v1_dot_router__pb2.RouteRequest.FromString,
                     response_serializer=costmesh_dot_v1_dot_router__pb2.RouteResponse.SerializeToString,
+            ),
+            'Assess': grpc.unary_unary_rpc_method_handler(
+                    servicer.Assess,
+                    request_deserializer=costmesh_dot_v1_dot_router__pb2.AssessRequest.FromString,
+                    response_serializer=costmesh_dot_v1_dot_router__pb2.AssessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +104,33 @@ class Router(object):
             '/costmesh.v1.Router/Route',
             costmesh_dot_v1_dot_router__pb2.RouteRequest.SerializeToString,
             costmesh_dot_v1_dot_router__pb2.RouteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Assess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.v1.Router/Assess',
+            costmesh_dot_v1_dot_router__pb2.AssessRequest.SerializeToString,
+            costmesh_dot_v1_dot_router__pb2.AssessResponse.FromString,
             options,
             channel_credentials,
             insecure,

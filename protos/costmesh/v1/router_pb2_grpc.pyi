@@ -32,11 +32,17 @@ class RouterStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> RouterAsyncStub: ...
     Route: _grpc.UnaryUnaryMultiCallable[_router_pb2.RouteRequest, _router_pb2.RouteResponse]
+    """Before the model call: which tier, from the request alone."""
+    Assess: _grpc.UnaryUnaryMultiCallable[_router_pb2.AssessRequest, _router_pb2.AssessResponse]
+    """After the cheap tier answered: keep its answer, or escalate once to the large tier."""
 
 @_typing.type_check_only
 class RouterAsyncStub(RouterStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Route: _aio.UnaryUnaryMultiCallable[_router_pb2.RouteRequest, _router_pb2.RouteResponse]  # type: ignore[assignment]
+    """Before the model call: which tier, from the request alone."""
+    Assess: _aio.UnaryUnaryMultiCallable[_router_pb2.AssessRequest, _router_pb2.AssessResponse]  # type: ignore[assignment]
+    """After the cheap tier answered: keep its answer, or escalate once to the large tier."""
 
 class RouterServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -44,6 +50,15 @@ class RouterServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _router_pb2.RouteRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_router_pb2.RouteResponse, _abc.Awaitable[_router_pb2.RouteResponse]]: ...
+    ) -> _typing.Union[_router_pb2.RouteResponse, _abc.Awaitable[_router_pb2.RouteResponse]]:
+        """Before the model call: which tier, from the request alone."""
+
+    @_abc_1.abstractmethod
+    def Assess(
+        self,
+        request: _router_pb2.AssessRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_router_pb2.AssessResponse, _abc.Awaitable[_router_pb2.AssessResponse]]:
+        """After the cheap tier answered: keep its answer, or escalate once to the large tier."""
 
 def add_RouterServicer_to_server(servicer: RouterServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
