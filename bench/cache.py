@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from bench import datasets
+from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from services.cache.backends.base import SemanticEntry

@@ -27,7 +27,7 @@ from collections import defaultdict
 
 import grpc
 
-from bench import datasets
+from workloads import datasets
 from bench.output import emit
 from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 from services.cli.settings import StackSettings

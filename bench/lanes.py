@@ -19,7 +19,7 @@ import uuid
 
 import grpc
 
-from bench import datasets
+from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc

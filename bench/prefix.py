@@ -21,7 +21,7 @@ import re
 import time
 import urllib.request
 
-from bench import datasets
+from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from services.cli.settings import StackSettings

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench import datasets
+from workloads import datasets
 from bench.output import emit
 from services.cli.settings import StackSettings
 from services.common.tokens import count_messages, count_text

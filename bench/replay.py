@@ -3,10 +3,13 @@
 Built-in workloads (offline, public data): `support` (banking77 and CLINC150 customer queries, drawn
 with replacement from a pool, so repeats and paraphrases arrive as they do in a real FAQ stream),
 `knowledge` (MMLU questions with gold answers: quality is scored), `open` (MT-Bench questions), `chat`
-(Chit Chat Challenge conversations, each request the history up to a user turn) and `rag` (an MMLU
+(Chit Chat Challenge conversations, each request the history up to a user turn), `mixed` (what a cascade
+is for: easy lookups and short tasks beside hard reasoning, every item with a gold answer and its grader;
+see bench/mixed.py) and `rag` (an MMLU
 question with long retrieved context: passages stating the answers to other questions of its topic, one
 of them the fact that answers it, sent as DOCUMENT_KIND_CONTEXT so the compressor works on them). A FILE is OpenAI chat
-format JSONL, one request per line: {"messages": [...], "max_tokens": ..., "gold": "..."} (gold optional).
+format JSONL, one request per line: {"messages": [...], "max_tokens": ..., "gold": "...", "grader": "..."}
+(gold optional; grader one of choice | number | exact | contains, default contains: bench/graders.py).
 
 The run is written to runs/RUN_ID/requests.jsonl (one line per request) and runs/RUN_ID/run.json; read
 it with `costmesh report RUN_ID`.
@@ -27,7 +30,7 @@ from typing import Any
 
 import grpc
 
-from bench import datasets
+from workloads import datasets, graders, mixed
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.lines import ROLES
 from services.cli.ask import TIERS
@@ -43,6 +46,8 @@ class Item:
     gold: str = ""  # a gold answer where the data has one (MMLU: the letter)
     max_tokens: int = 64
     context: tuple[str, ...] = ()  # retrieved passages, sent as documents
+    grader: str = "choice"  # how the answer is read against gold (bench/graders.py)
+    kind: str = ""  # what sort of task, for per-kind figures
 
 
 def support(n: int, seed: int) -> list[Item]:
@@ -59,10 +64,17 @@ def support(n: int, seed: int) -> list[Item]:
 
 
 def knowledge(n: int, seed: int) -> list[Item]:
-    instruction = "Answer with the letter of the correct option only."
+    # The instruction goes in the user turn: each model keeps its own default system prompt.
     return [
-        Item([("system", instruction), ("user", q.prompt())], gold=q.answer, max_tokens=4)
+        Item([("user", mixed.choice_prompt(q.prompt()))], gold=q.answer, max_tokens=8, kind="mmlu")
         for q in datasets.sample(datasets.mmlu(), n, seed)
+    ]
+
+
+def mixed_workload(n: int, seed: int) -> list[Item]:
+    return [
+        Item([("user", t.prompt)], gold=t.gold, max_tokens=t.max_tokens, grader=t.grader, kind=t.kind)
+        for t in mixed.tasks(n, seed)
     ]
 
 
@@ -99,7 +111,14 @@ def chat(n: int, seed: int) -> list[Item]:
     return items
 
 
-WORKLOADS = {"support": support, "knowledge": knowledge, "open": open_questions, "chat": chat, "rag": rag}
+WORKLOADS = {
+    "support": support,
+    "knowledge": knowledge,
+    "open": open_questions,
+    "chat": chat,
+    "rag": rag,
+    "mixed": mixed_workload,
+}
 
 
 def from_file(path: Path) -> list[Item]:
@@ -112,7 +131,11 @@ def from_file(path: Path) -> list[Item]:
             messages = [(m["role"], m["content"]) for m in data["messages"]]
         except (ValueError, KeyError, TypeError) as e:
             raise SystemExit(f"{path}:{number}: not an OpenAI chat request ({e})") from None
-        items.append(Item(messages, str(data.get("gold", "")), int(data.get("max_tokens", 64))))
+        grader = str(data.get("grader", "contains"))
+        if grader not in graders.GRADERS:
+            raise SystemExit(f"{path}:{number}: unknown grader {grader!r}; known: {', '.join(graders.GRADERS)}")
+        gold, max_tokens = str(data.get("gold", "")), int(data.get("max_tokens", 64))
+        items.append(Item(messages, gold, max_tokens, grader=grader, kind=str(data.get("kind", ""))))
     return items
 
 
@@ -130,10 +153,8 @@ def request(item: Item, tenant: str, tier: str, no_cache: bool) -> orchestrator_
     )
 
 
-def correct(answer: str, gold: str) -> bool | None:
-    if not gold:
-        return None
-    return answer.strip().upper().startswith(gold.upper())
+def correct(answer: str, item: Item) -> bool | None:
+    return graders.grade(answer, item.gold, item.grader) if item.gold else None
 
 
 def record(item: Item, response: orchestrator_pb2.CompletionResponse, latency_s: float) -> dict[str, Any]:
@@ -157,7 +178,7 @@ def record(item: Item, response: orchestrator_pb2.CompletionResponse, latency_s:
         "baseline_cost_usd": response.cost.baseline_cost_usd,
         "savings_by_intervention": dict(response.cost.savings_by_intervention),
         "model": response.model,
-        "correct": correct(response.answer, item.gold),
+        "correct": correct(response.answer, item),
     }
 
 

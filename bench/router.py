@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import datasets
+from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm

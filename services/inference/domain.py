@@ -38,6 +38,7 @@ class ChatPrompt:
 
 
 BATCH_PRIORITY = 10
+TOP_LOGPROBS = 5  # alternatives per token returned with logprobs
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class Completion:
     finish_reason: str
     usage: Usage
     logprobs: tuple[tuple[str, float], ...] = ()
+    # Per generated token, its most likely alternatives (token, logprob), aligned with `logprobs`: the
+    # quality estimator's margin and entropy signals come from these.
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] = ()
 
 
 @dataclass(frozen=True)

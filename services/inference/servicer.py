@@ -67,7 +67,12 @@ def to_response(result: GenerateResult) -> inference_pb2.GenerateResponse:
             price_model=result.cost.price_model,
             savings_by_intervention=dict(result.cost.by_intervention),
         ),
-        logprobs=[inference_pb2.TokenLogprob(token=t, logprob=lp) for t, lp in c.logprobs],
+        logprobs=[
+            inference_pb2.TokenLogprob(
+                token=t, logprob=lp, top=[inference_pb2.TopLogprob(token=a, logprob=alp) for a, alp in top]
+            )
+            for (t, lp), top in zip(c.logprobs, c.top_logprobs or [()] * len(c.logprobs), strict=True)
+        ],
         fell_back=result.fell_back,
     )
 

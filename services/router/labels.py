@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
-from bench import datasets
+from workloads import datasets
 from services.cli.settings import StackSettings
 from services.inference.backends.base import ChatBackend
 from services.inference.backends.vllm import vllm_backend

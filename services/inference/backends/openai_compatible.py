@@ -9,7 +9,7 @@ import openai
 from openai import AsyncOpenAI
 
 from services.common.errors import BackendUnavailable, InvalidInput, RateLimited
-from services.inference.domain import ChatPrompt, Completion, Usage
+from services.inference.domain import TOP_LOGPROBS, ChatPrompt, Completion, Usage
 
 
 def request_args(model: str, prompt: ChatPrompt, sends_priority: bool = False) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def request_args(model: str, prompt: ChatPrompt, sends_priority: bool = False) -
         args["seed"] = s.seed
     if s.logprobs:
         args["logprobs"] = True
+        args["top_logprobs"] = TOP_LOGPROBS
     if sends_priority and prompt.priority:
         args["extra_body"] = {"priority": prompt.priority}  # vLLM's own request field
     return args
@@ -68,15 +69,14 @@ class OpenAICompatibleBackend:
         except openai.OpenAIError as exc:
             raise _translate(exc, self.name) from exc
         choice = resp.choices[0]
-        logprobs: tuple[tuple[str, float], ...] = ()
-        if choice.logprobs is not None and choice.logprobs.content:
-            logprobs = tuple((t.token, t.logprob) for t in choice.logprobs.content)
+        content = choice.logprobs.content if choice.logprobs is not None else None
         return Completion(
             text=choice.message.content or "",
             model=resp.model,
             finish_reason=choice.finish_reason or "",
             usage=_usage(resp.usage),
-            logprobs=logprobs,
+            logprobs=tuple((t.token, t.logprob) for t in content or ()),
+            top_logprobs=tuple(tuple((a.token, a.logprob) for a in t.top_logprobs or ()) for t in content or ()),
         )
 
     async def stream(self, prompt: ChatPrompt, timeout_s: float) -> AsyncIterator[str | Completion]:
