@@ -25,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from services.cache.backends.base import SemanticEntry
@@ -37,6 +36,7 @@ from services.cache.guard import mismatch
 from services.cli.settings import StackSettings
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
+from workloads import datasets
 
 THRESHOLDS = [round(0.80 + 0.02 * i, 2) for i in range(10)]
 FALSE_HIT_GOAL = 0.02  # the goal, on hard negatives

@@ -27,7 +27,6 @@ from collections import defaultdict
 
 import grpc
 
-from workloads import datasets
 from bench.output import emit
 from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 from services.cli.settings import StackSettings
@@ -36,6 +35,7 @@ from services.inference.backends.openai_compatible import OpenAICompatibleBacken
 from services.inference.backends.vllm import vllm_backend
 from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Usage
 from services.inference.pricing import DEFAULT_PRICES, price_of
+from workloads import datasets
 
 # The dollars of each prompt are priced as the large tier's OpenAI counterpart would bill the tokens the
 # model server measured, cached ones at the cached-input price: compression competes with the prefix cache.

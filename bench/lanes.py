@@ -19,11 +19,11 @@ import uuid
 
 import grpc
 
-from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.settings import StackSettings
+from workloads import datasets
 
 
 def request(tenant: str, question: str, max_tokens: int) -> orchestrator_pb2.CompletionRequest:

@@ -21,7 +21,6 @@ import re
 import time
 import urllib.request
 
-from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from services.cli.settings import StackSettings
@@ -30,6 +29,7 @@ from services.common.tokens import count_text
 from services.inference.backends.vllm import vllm_backend
 from services.inference.domain import ChatMessage, ChatPrompt, Sampling
 from services.orchestrator.prompt import assemble
+from workloads import datasets
 
 COUNTERS = ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total")
 

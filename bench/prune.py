@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from workloads import datasets
 from bench.output import emit
 from services.cli.settings import StackSettings
 from services.common.tokens import count_messages, count_text
@@ -24,6 +23,7 @@ from services.inference.pricing import DEFAULT_PRICES, PER_TOKEN, price_of
 from services.summarizer.backends.memory import MemorySummaryStore
 from services.summarizer.core import PruneLimits, Turn, prune, transcript
 from services.summarizer.summarize import INSTRUCTION
+from workloads import datasets
 
 
 class CheapTierSummarizer:

@@ -30,11 +30,11 @@ from typing import Any
 
 import grpc
 
-from workloads import datasets, graders, mixed
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.lines import ROLES
 from services.cli.ask import TIERS
 from services.cli.settings import ROOT, StackSettings
+from workloads import datasets, graders, mixed
 
 RUNS = ROOT / "runs"
 MODEL_STAGES = ("inference", "escalation")  # time spent in the model, not added by the mesh

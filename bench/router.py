@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from workloads import datasets
 from bench.output import emit
 from bench.stats import summarize_ms
 from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm
@@ -32,6 +31,7 @@ from services.router.backends.registry import make_classifier
 from services.router.core import RouterCore
 from services.router.settings import DEFAULT_MODEL
 from services.router.training import DEFAULT_DATA, design_matrix
+from workloads import datasets
 
 THRESHOLDS = [round(0.05 * i, 2) for i in range(21)]
 

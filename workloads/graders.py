@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 GRADERS = ("choice", "number", "exact", "contains")
 
 # "B", "B.", "(B)", "B) Paris", "Answer: B", "The answer is B", "the correct option is (B)".
-_LEADING_LETTER = re.compile(r"^\W*\(?([A-D])\b(?![a-z'])")
+# A leading letter counts when it stands alone ("A lot of..." is an article, not option A).
+_LEADING_LETTER = re.compile(r"^\W*\(?([A-D])(?:$|[.):,\]]|\s*\n)")
 _STATED_LETTER = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:)?\s*:?\s*\(?([A-D])\b(?![a-z'])", re.I)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _PUNCT = str.maketrans("", "", string.punctuation)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.replay import correct, from_file, rag, request, support
+from bench.replay import Item, correct, from_file, mixed_workload, rag, request, support
 from bench.report import main as report_main
 from bench.report import summarize
 from costmesh.v1 import common_pb2
@@ -62,13 +62,27 @@ def test_report_writes_json_and_html_with_plots(tmp_path: Path, capsys: pytest.C
 
 def test_workload_file_and_scoring(tmp_path: Path) -> None:
     path = tmp_path / "w.jsonl"
-    path.write_text(json.dumps({"messages": [{"role": "user", "content": "2+2?"}], "gold": "4"}) + "\n")
+    line = {"messages": [{"role": "user", "content": "2+2?"}], "gold": "4", "grader": "number"}
+    path.write_text(json.dumps(line) + "\n")
     [item] = from_file(path)
-    assert item.messages == [("user", "2+2?")] and item.gold == "4"
+    assert item.messages == [("user", "2+2?")] and item.gold == "4" and item.grader == "number"
+    assert correct("The answer is 4.", item) is True and correct("5", item) is False
     path.write_text('{"messages": "nope"}\n')
     with pytest.raises(SystemExit, match=r"w\.jsonl:1"):
         from_file(path)
-    assert correct(" b) because", "B") is True and correct("C", "B") is False and correct("x", "") is None
+    path.write_text(json.dumps({**line, "grader": "vibes"}) + "\n")
+    with pytest.raises(SystemExit, match="unknown grader"):
+        from_file(path)
+    choice = Item([("user", "q")], gold="B")
+    assert correct("(B) because", choice) is True and correct("C", choice) is False
+    assert correct("x", Item([("user", "q")])) is None
+
+
+def test_mixed_workload_has_every_kind_with_gold_and_a_grader() -> None:
+    items = mixed_workload(40, seed=3)
+    assert len(items) == 40 and {i.kind for i in items} == {"intent", "add", "multiply", "mmlu"}
+    assert all(i.gold and i.grader in ("choice", "number") for i in items)
+    assert mixed_workload(40, seed=3) == items  # seeded
 
 
 def test_support_stream_repeats_queries_like_a_faq() -> None:
