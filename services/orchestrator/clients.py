@@ -60,6 +60,9 @@ class GrpcStages:
     async def route(self, request: router_pb2.RouteRequest, timeout_s: float) -> router_pb2.RouteResponse:
         return await self._router.Route(request, timeout=timeout_s)
 
+    async def assess(self, request: router_pb2.AssessRequest, timeout_s: float) -> router_pb2.AssessResponse:
+        return await self._router.Assess(request, timeout=timeout_s)
+
     async def prune(self, request: summarizer_pb2.PruneRequest, timeout_s: float) -> summarizer_pb2.PruneResponse:
         return await self._summarizer.Prune(request, timeout=timeout_s)
 

@@ -1,8 +1,10 @@
 """Judging the cheap tier's answer: keep it, or escalate once to the large tier, and say why.
 
-Checks run cheapest and most certain first: an empty or truncated answer, a refusal, hedging, an answer
-that breaks the requested JSON schema, then the model's own confidence from its token logprobs (the
-geometric-mean token probability, and the least likely token). Pure functions, no I/O.
+Checks run cheapest and most certain first. The hard rules: an empty answer, one truncated at a limit the
+large tier would not share, a refusal, hedging, an answer that breaks the requested JSON schema. Then the
+model's own confidence: the router's quality estimator (Assess, called by the pipeline; reason `estimator`)
+or, without it, the token logprobs (the geometric-mean token probability, and the least likely token).
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -57,7 +59,13 @@ def confidence(logprobs: Sequence[float]) -> float | None:
     return math.exp(sum(logprobs) / len(logprobs)) if logprobs else None
 
 
-def _confidence_problem(logprobs: Sequence[float], policy: EscalationPolicy) -> str:
+def cut_by_request(finish_reason: str, requested_max_tokens: int, completion_tokens: int) -> bool:
+    """The answer stopped at the request's own max_tokens: the large tier would be cut at the same limit,
+    so the truncation is no evidence against the cheap tier (and the answer is what a repeat gets)."""
+    return finish_reason == "length" and 0 < requested_max_tokens <= completion_tokens
+
+
+def confidence_problem(logprobs: Sequence[float], policy: EscalationPolicy) -> str:
     mean_prob = confidence(logprobs)
     if mean_prob is not None and mean_prob < policy.min_mean_token_prob:
         return f"mean token probability {mean_prob:.2f} < {policy.min_mean_token_prob:.2f}"
@@ -66,30 +74,45 @@ def _confidence_problem(logprobs: Sequence[float], policy: EscalationPolicy) -> 
     return ""
 
 
-def _problems(
-    answer: str, finish_reason: str, logprobs: Sequence[float], response_format: str, policy: EscalationPolicy
+def _hard_problems(
+    answer: str, finish_reason: str, response_format: str, policy: EscalationPolicy, truncation_ok: bool
 ) -> Iterator[tuple[str, str]]:
-    """(reason, detail) for each failed check, cheapest first; lazy, so judge() stops at the first."""
+    """(reason, detail) for each failed hard rule, cheapest first; lazy, so the callers stop at the first."""
     if not answer.strip():
         yield "empty", "the answer is empty"
-    if finish_reason == "length":
-        yield "truncated", "the answer hit max_tokens"
+    if finish_reason == "length" and not truncation_ok:
+        yield "truncated", "the answer hit the service's or the cheap tier's max_tokens"
     if policy.check_refusals and (refusal := _REFUSAL.search(answer)):
         yield "refusal", f"the answer says {refusal.group(0)!r}"
     if policy.check_hedging and (hedge := _HEDGE.search(answer)):
         yield "hedging", f"the answer says {hedge.group(0)!r}"
     if problem := schema_problem(answer, response_format):
         yield "format", problem
-    if problem := _confidence_problem(logprobs, policy):
-        yield "low_confidence", problem
+
+
+def hard_problem(
+    answer: str, finish_reason: str, response_format: str, policy: EscalationPolicy, truncation_ok: bool = False
+) -> tuple[str, str]:
+    """The first hard rule the answer breaks, or ("", ""). `truncation_ok`: see cut_by_request."""
+    return next(_hard_problems(answer, finish_reason, response_format, policy, truncation_ok), ("", ""))
 
 
 def judge(
-    answer: str, finish_reason: str, logprobs: Sequence[float], response_format: str, policy: EscalationPolicy
+    answer: str,
+    finish_reason: str,
+    logprobs: Sequence[float],
+    response_format: str,
+    policy: EscalationPolicy,
+    truncation_ok: bool = False,
 ) -> tuple[str, str]:
-    """(reason, detail) to escalate for, or ("", "") to keep the cheap answer.
+    """(reason, detail) to escalate for, or ("", "") to keep the cheap answer: the hard rules, then the logprobs.
 
     Reasons are a closed set (they label a metric): empty, truncated, refusal, hedging, format,
-    low_confidence.
+    low_confidence, and estimator (Router.Assess said escalate; decided by the pipeline, which calls it).
     """
-    return next(_problems(answer, finish_reason, logprobs, response_format, policy), ("", ""))
+    found = hard_problem(answer, finish_reason, response_format, policy, truncation_ok)
+    if found[0]:
+        return found
+    if problem := confidence_problem(logprobs, policy):
+        return "low_confidence", problem
+    return "", ""

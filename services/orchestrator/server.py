@@ -12,9 +12,11 @@ from services.common.contracts import TIERS_BY_NAME
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.common.runtime import Service, new_service
 from services.orchestrator.clients import GrpcStages
-from services.orchestrator.core import Budgets, Pipeline
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.pipeline import Pipeline
+from services.orchestrator.plan import QualityTarget
+from services.orchestrator.prepare import Budgets
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
 
@@ -28,6 +30,7 @@ def budgets_from(settings: OrchestratorSettings) -> Budgets:
         cache_store_s=settings.cache_store_budget_s,
         compressor_s=settings.compressor_budget_s,
         summarizer_s=settings.summarizer_budget_s,
+        assess_s=settings.router_budget_s,
     )
 
 
@@ -66,6 +69,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         metrics,
         load_embedder(settings),  # loaded once, at start-up
         escalation_policy(settings),
+        QualityTarget(settings.max_quality_loss_pts, settings.tenant_max_quality_loss_pts),
     )
     batch = batch_api(settings)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(

@@ -11,7 +11,7 @@ from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.api import BatchApi
 from services.common.deadlines import remaining_s
 from services.common.errors import MissingConfig
-from services.orchestrator.core import Pipeline
+from services.orchestrator.pipeline import Pipeline
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):

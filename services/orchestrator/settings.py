@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
@@ -38,6 +38,10 @@ class OrchestratorSettings(ServiceSettings):
     escalation: bool = True
     escalation_min_mean_token_prob: float = Field(default=0.55, ge=0.0, le=1.0)
     escalation_min_token_logprob: float = Field(default=-9.0, le=0.0)
+    # The operator's quality target: accuracy points the cascade may lose against all-large. Sent to the
+    # router (Route and Assess), whose quality estimator picks its thresholds for it. Per tenant: JSON.
+    max_quality_loss_pts: float = Field(default=1.0, ge=0.0)
+    tenant_max_quality_loss_pts: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     # The batch lane's job store and queue (services/batch); empty: the batch RPCs answer FAILED_PRECONDITION.
     batch_redis_url: str = ""
     batch_retention_s: int = Field(default=7 * 86_400, gt=0)

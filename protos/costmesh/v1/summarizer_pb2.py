@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from costmesh.v1 import common_pb2 as costmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ostmesh/v1/summarizer.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\x86\x01\n\x0cPruneRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.costmesh.v1.Message\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x11\n\tkeep_last\x18\x05 \x01(\x05\"c\n\rPruneResponse\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.costmesh.v1.Message\x12*\n\x06report\x18\x02 \x01(\x0b\x32\x1a.costmesh.v1.PruningReport2L\n\nSummarizer\x12>\n\x05Prune\x12\x19.costmesh.v1.PruneRequest\x1a\x1a.costmesh.v1.PruneResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1c\x63ostmesh/v1/summarizer.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xa7\x01\n\x0cPruneRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12&\n\x08messages\x18\x03 \x03(\x0b\x32\x14.costmesh.v1.Message\x12\x12\n\nmax_tokens\x18\x04 \x01(\x05\x12\x11\n\tkeep_last\x18\x05 \x01(\x05\x12\x1f\n\x04lane\x18\x06 \x01(\x0e\x32\x11.costmesh.v1.Lane\"\xb2\x01\n\rPruneResponse\x12&\n\x08messages\x18\x01 \x03(\x0b\x32\x14.costmesh.v1.Message\x12*\n\x06report\x18\x02 \x01(\x0b\x32\x1a.costmesh.v1.PruningReport\x12%\n\x04\x63ost\x18\x03 \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12&\n\x05usage\x18\x04 \x01(\x0b\x32\x17.costmesh.v1.TokenUsage2L\n\nSummarizer\x12>\n\x05Prune\x12\x19.costmesh.v1.PruneRequest\x1a\x1a.costmesh.v1.PruneResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,9 +33,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.v1.summarizer_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PRUNEREQUEST']._serialized_start=72
-  _globals['_PRUNEREQUEST']._serialized_end=206
-  _globals['_PRUNERESPONSE']._serialized_start=208
-  _globals['_PRUNERESPONSE']._serialized_end=307
-  _globals['_SUMMARIZER']._serialized_start=309
-  _globals['_SUMMARIZER']._serialized_end=385
+  _globals['_PRUNEREQUEST']._serialized_end=239
+  _globals['_PRUNERESPONSE']._serialized_start=242
+  _globals['_PRUNERESPONSE']._serialized_end=420
+  _globals['_SUMMARIZER']._serialized_start=422
+  _globals['_SUMMARIZER']._serialized_end=498
 # @@protoc_insertion_point(module_scope)

@@ -28,6 +28,7 @@ class PruneRequest(_message.Message):
     MESSAGES_FIELD_NUMBER: _builtins.int
     MAX_TOKENS_FIELD_NUMBER: _builtins.int
     KEEP_LAST_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     conversation_id: _builtins.str
     """optional; keys the cached running summary"""
@@ -35,6 +36,8 @@ class PruneRequest(_message.Message):
     """prune when the history passes this; 0: service default"""
     keep_last: _builtins.int
     """messages kept verbatim; 0: service default"""
+    lane: _common_pb2.Lane.ValueType
+    """the lane of the request: its summary calls go on the same lane"""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]: ...
     def __init__(
@@ -45,10 +48,11 @@ class PruneRequest(_message.Message):
         messages: _abc.Iterable[_common_pb2.Message] | None = ...,
         max_tokens: _builtins.int = ...,
         keep_last: _builtins.int = ...,
+        lane: _common_pb2.Lane.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "keep_last", b"keep_last", "max_tokens", b"max_tokens", "messages", b"messages", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "keep_last", b"keep_last", "lane", b"lane", "max_tokens", b"max_tokens", "messages", b"messages", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -60,19 +64,33 @@ class PruneResponse(_message.Message):
 
     MESSAGES_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    USAGE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]: ...
     @_builtins.property
     def report(self) -> _common_pb2.PruningReport: ...
+    @_builtins.property
+    def cost(self) -> _common_pb2.CostReport:
+        """What the summary calls this request triggered cost (price_model: the cheap tier's); zero when no
+        call was made (nothing to prune, or the summary was cached). The orchestrator charges it to the request.
+        """
+
+    @_builtins.property
+    def usage(self) -> _common_pb2.TokenUsage:
+        """those calls' tokens, summed"""
+
     def __init__(
         self,
         *,
         messages: _abc.Iterable[_common_pb2.Message] | None = ...,
         report: _common_pb2.PruningReport | None = ...,
+        cost: _common_pb2.CostReport | None = ...,
+        usage: _common_pb2.TokenUsage | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["report", b"report"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "report", b"report", "usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["messages", b"messages", "report", b"report"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost", "messages", b"messages", "report", b"report", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

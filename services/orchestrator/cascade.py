@@ -1,0 +1,105 @@
+"""The cascade: the cheap tier answers first, its answer is judged, and the large tier answers once if it fails.
+
+Judging: the hard rules (services/orchestrator/escalation.py) first; then, when the route said
+assess_after, Router.Assess on the answer's logprob signals and the tenant's quality target, failing open
+to the logprob thresholds when Assess errs or times out.
+"""
+
+from __future__ import annotations
+
+from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2, router_pb2
+from services.common.signals import answer_signals
+from services.orchestrator import ledger
+from services.orchestrator.escalation import EscalationPolicy, confidence_problem, cut_by_request, hard_problem
+from services.orchestrator.failopen import StageRunner
+from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.plan import Plan, QualityTarget
+from services.orchestrator.prepare import Budgets, Prepared
+from services.orchestrator.stages import Generator, Stages
+
+
+def mark_escalated(
+    response: orchestrator_pb2.CompletionResponse, metrics: OrchestratorMetrics, reason: str, detail: str
+) -> None:
+    response.route.tier = common_pb2.TIER_LARGE
+    response.route.escalated = True
+    response.route.escalation_reason = f"{reason}: {detail}"
+    metrics.escalations.labels(reason=reason).inc()
+
+
+class Cascade:
+    def __init__(
+        self,
+        stages: Stages,
+        generator: Generator,
+        runner: StageRunner,
+        policy: EscalationPolicy,
+        budgets: Budgets,
+        quality: QualityTarget,
+        metrics: OrchestratorMetrics,
+    ) -> None:
+        self._stages = stages
+        self._generator = generator
+        self._run = runner
+        self._policy = policy
+        self._budgets = budgets
+        self._quality = quality
+        self._metrics = metrics
+
+    async def answer(
+        self, request: orchestrator_pb2.CompletionRequest, prepared: Prepared, plan: Plan, deadline: float
+    ) -> inference_pb2.GenerateResponse:
+        """The cheap answer if it passes, else the large tier's (charged for both calls)."""
+        generate, response = prepared.generate, prepared.response
+        assert generate is not None  # a cache miss
+        cheap_request = inference_pb2.GenerateRequest()
+        cheap_request.CopyFrom(generate)
+        cheap_request.sampling.logprobs = True  # the judgement needs them (with top-5 alternatives)
+        cheap = await self._run.required(
+            "inference", lambda t: self._generator.generate(cheap_request, t), deadline, response
+        )
+        reason, detail = await self._verdict(request, prepared, plan, cheap, deadline)
+        if not reason:
+            if not request.sampling.logprobs:
+                del cheap.logprobs[:]
+            return cheap
+        mark_escalated(response, self._metrics, reason, detail)
+        generate.tier = common_pb2.TIER_LARGE
+        large = await self._run.required(
+            "escalation", lambda t: self._generator.generate(generate, t), deadline, response
+        )
+        large.cost.CopyFrom(ledger.escalated(cheap.cost, large.cost))
+        return large
+
+    async def _verdict(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        prepared: Prepared,
+        plan: Plan,
+        cheap: inference_pb2.GenerateResponse,
+        deadline: float,
+    ) -> tuple[str, str]:
+        """(reason, detail) to escalate for, or ("", "") to keep the cheap answer."""
+        truncation_ok = cut_by_request(cheap.finish_reason, request.sampling.max_tokens, cheap.usage.completion_tokens)
+        policy = self._policy
+        reason, detail = hard_problem(cheap.text, cheap.finish_reason, request.response_format, policy, truncation_ok)
+        if reason:
+            return reason, detail
+        if plan.assessed:
+            assess = router_pb2.AssessRequest(
+                tenant=request.tenant,
+                messages=request.messages,
+                embedding=prepared.embedding,
+                answer=answer_signals(cheap.logprobs, cheap.text),
+                max_quality_loss_pts=self._quality.for_tenant(request.tenant),
+            )
+            assessed = await self._run.optional(
+                "assess", lambda t: self._stages.assess(assess, t), self._budgets.assess_s, deadline, prepared.response
+            )
+            if assessed is not None:  # else fail open to the logprob thresholds below
+                if assessed.keep:
+                    return "", ""
+                why = assessed.reason or f"P(cheap good) {assessed.p_cheap_good:.2f} < {assessed.threshold:.2f}"
+                return "estimator", why
+        problem = confidence_problem([lp.logprob for lp in cheap.logprobs], self._policy)
+        return ("low_confidence", problem) if problem else ("", "")

@@ -1,0 +1,171 @@
+"""The request pipeline, in its real stage order:
+
+exact cache lookup -> embedding -> (semantic lookup || router) -> (summarizer || compressor) -> plan
+-> inference [-> assess -> escalation] -> cache store
+
+The stages before the model call are in prepare.py, the plan in plan.py, the cascade (judging the cheap
+answer, escalating once) in cascade.py, the cost merge in ledger.py and the fail-open policy in
+failopen.py. Optional stages fail open (counted, marked degraded in the response); only the model call
+can fail a request. No grpc here: stages are reached through the Stages Protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from opentelemetry import trace
+
+from costmesh.v1 import cache_pb2, common_pb2, inference_pb2, orchestrator_pb2
+from services.common.embedding import Embedder
+from services.common.errors import BudgetExceeded
+from services.orchestrator import ledger
+from services.orchestrator.cascade import Cascade, mark_escalated
+from services.orchestrator.escalation import EscalationPolicy
+from services.orchestrator.failopen import StageRunner, left
+from services.orchestrator.metrics import OrchestratorMetrics
+from services.orchestrator.plan import Plan, QualityTarget, make_plan
+from services.orchestrator.prepare import Budgets, Prepared, Preparer
+from services.orchestrator.stages import Generator, Stages
+
+tracer = trace.get_tracer("costmesh.orchestrator")
+REPLAY_CHUNK_WORDS = 4  # a cached or judged answer is replayed on CompleteStream a few words per chunk
+
+
+class Pipeline:
+    def __init__(
+        self,
+        stages: Stages,
+        generator: Generator,
+        budgets: Budgets,
+        default_tier: common_pb2.Tier.ValueType,
+        metrics: OrchestratorMetrics,
+        embedder: Embedder | None = None,
+        escalation: EscalationPolicy | None = None,  # None: the cheap tier's answers are never second-guessed
+        quality: QualityTarget | None = None,
+    ) -> None:
+        quality = quality or QualityTarget()
+        self._stages = stages
+        self._generator = generator
+        self._budgets = budgets
+        self._metrics = metrics
+        self._run = StageRunner(metrics)
+        self._preparer = Preparer(stages, self._run, budgets, default_tier, metrics, embedder, quality)
+        self._cascade = (
+            None if escalation is None else Cascade(stages, generator, self._run, escalation, budgets, quality, metrics)
+        )
+
+    @property
+    def preparer(self) -> Preparer:
+        return self._preparer
+
+    # ---- public entry points -------------------------------------------------------------------------
+
+    async def complete(
+        self, request: orchestrator_pb2.CompletionRequest, timeout_s: float
+    ) -> orchestrator_pb2.CompletionResponse:
+        deadline = time.monotonic() + timeout_s
+        prepared = await self._preparer.prepare(request, deadline)
+        if prepared.generate is None:
+            return prepared.response
+        plan = self._plan(prepared)
+        result = await self._generate(request, prepared, plan, deadline)
+        return await self._finish(request, prepared, result, deadline)
+
+    async def stream(
+        self, request: orchestrator_pb2.CompletionRequest, timeout_s: float
+    ) -> AsyncIterator[orchestrator_pb2.CompletionChunk]:
+        deadline = time.monotonic() + timeout_s
+        prepared = await self._preparer.prepare(request, deadline)
+        if prepared.generate is None:  # cache hit: replay it as a stream
+            for chunk in _replay(prepared.response):
+                yield chunk
+            return
+        plan = self._plan(prepared)
+        if plan.judged:
+            # The cheap answer must be judged before anyone sees it: generate, judge, then replay.
+            result = await self._generate(request, prepared, plan, deadline)
+            for chunk in _replay(await self._finish(request, prepared, result, deadline)):
+                yield chunk
+            return
+        generate, response = prepared.generate, prepared.response
+        if left(deadline) <= 0:
+            raise BudgetExceeded("no time left for inference")
+        started = time.perf_counter()
+        final: inference_pb2.GenerateResponse | None = None
+        with tracer.start_as_current_span("stage.inference"):
+            async for item in self._generator.generate_stream(generate, left(deadline)):
+                if isinstance(item, str):
+                    yield orchestrator_pb2.CompletionChunk(delta=item)
+                else:
+                    final = item
+        self._run.record(response, "inference", started, "ok")
+        if final is None:
+            raise BudgetExceeded("the model stream ended without a final response")
+        yield orchestrator_pb2.CompletionChunk(final=await self._finish(request, prepared, final, deadline))
+
+    # ---- plan, model call, store ---------------------------------------------------------------------
+
+    def _plan(self, prepared: Prepared) -> Plan:
+        """Decided once, after routing: the tier to call and whether its answer is judged."""
+        assert prepared.route is not None and prepared.generate is not None  # a cache miss
+        plan = make_plan(prepared.route, self._cascade is not None)
+        prepared.generate.tier = plan.tier
+        if plan.skipped_cheap is not None:
+            mark_escalated(prepared.response, self._metrics, *plan.skipped_cheap)
+        trace.get_current_span().set_attribute("costmesh.plan", plan.why)
+        return plan
+
+    async def _generate(
+        self, request: orchestrator_pb2.CompletionRequest, prepared: Prepared, plan: Plan, deadline: float
+    ) -> inference_pb2.GenerateResponse:
+        if plan.judged:
+            assert self._cascade is not None  # make_plan judges only when the cascade is on
+            return await self._cascade.answer(request, prepared, plan, deadline)
+        generate = prepared.generate
+        assert generate is not None  # a cache miss
+        return await self._run.required(
+            "inference", lambda t: self._generator.generate(generate, t), deadline, prepared.response
+        )
+
+    async def _finish(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        prepared: Prepared,
+        result: inference_pb2.GenerateResponse,
+        deadline: float,
+    ) -> orchestrator_pb2.CompletionResponse:
+        response = prepared.response
+        response.answer = result.text
+        response.model = result.model
+        response.finish_reason = result.finish_reason
+        response.usage.CopyFrom(result.usage)
+        response.cost.CopyFrom(ledger.with_summaries(result.cost, prepared.summary_cost_usd))
+        tier_name = common_pb2.Tier.Name(response.route.tier)
+        self._metrics.requests.labels(tier=tier_name, cache="miss").inc()
+        self._metrics.count_savings(tier_name, response.cost)
+        answer = cache_pb2.CachedAnswer(
+            answer=result.text,
+            model=result.model,
+            tier=response.route.tier,
+            finish_reason=result.finish_reason,
+            usage=result.usage,
+            cost_usd=response.cost.cost_usd,
+            baseline_cost_usd=response.cost.baseline_cost_usd,
+        )
+        store = cache_pb2.StoreRequest(
+            key=prepared.key, control=request.cache, answer=answer, embedding=prepared.embedding
+        )
+        await self._run.optional(
+            "cache_store", lambda t: self._stages.store(store, t), self._budgets.cache_store_s, deadline, response
+        )
+        return response
+
+
+def _replay(response: orchestrator_pb2.CompletionResponse) -> Iterator[orchestrator_pb2.CompletionChunk]:
+    """A finished answer as a stream: a few words per chunk, then the full response."""
+    words = response.answer.split(" ")
+    for i in range(0, len(words), REPLAY_CHUNK_WORDS):
+        piece = " ".join(words[i : i + REPLAY_CHUNK_WORDS])
+        yield orchestrator_pb2.CompletionChunk(delta=piece if i == 0 else " " + piece)
+    yield orchestrator_pb2.CompletionChunk(final=response)
