@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from services.cli.model_info import describe
 from services.cli.probes import grpc_serving, http_ok, redis_ping
 from services.cli.process import Component
 from services.cli.settings import ROOT, StackSettings
@@ -150,12 +151,15 @@ def vllm(s: StackSettings, tier: str) -> Component:
         ],
         functools.partial(http_ok, f"{url}/health"),
         env={
+            # 1 GiB holds ~18k tokens of the 1.5B's float32 KV cache (28 layers x 2 KV heads x 128 x 2 x 4 B
+            # = 56 KiB a token): two requests at --max-model-len, enough on one core.
             "VLLM_CPU_KVCACHE_SPACE": str(s.kv_cache_gib),
             "VLLM_CPU_OMP_THREADS_BIND": s.small_model_cpus if tier == "small" else s.large_model_cpus,
             "HF_HUB_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         },
+        note=describe(s.models_dir / model),
     )
 
 
@@ -181,6 +185,7 @@ def ray_serve(s: StackSettings) -> Component:
         functools.partial(http_ok, f"{url}/v1/models"),
         env={"HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0"},
         cwd=ROOT,
+        note=describe(s.models_dir / s.small_model),
     )
 
 

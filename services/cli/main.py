@@ -33,10 +33,11 @@ def _down(args: argparse.Namespace, settings: StackSettings) -> int:
 
 def _status(args: argparse.Namespace, settings: StackSettings) -> int:
     rows = stack.status(settings)
-    print(f"{'component':<14}{'address':<52}{'health':<10}note")
+    width = max(52, *(len(row.address) + 2 for row in rows))  # model servers' addresses carry the model name
+    print(f"{'component':<14}{'address':<{width}}{'health':<10}note")
     for row in rows:
         health = "SERVING" if row.healthy else ("starting" if row.running else "down")
-        print(f"{row.name:<14}{row.address:<52}{health:<10}{row.note}")
+        print(f"{row.name:<14}{row.address:<{width}}{health:<10}{row.note}")
     return 0 if all(r.healthy for r in rows) else 3
 
 

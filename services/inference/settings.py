@@ -41,7 +41,7 @@ class InferenceSettings(ServiceSettings):
     small_backends: str = "vllm=http://127.0.0.1:8101/v1"
     large_backends: str = "vllm=http://127.0.0.1:8102/v1"
     small_model: str = "smollm2-135m-instruct"
-    large_model: str = "qwen2.5-0.5b-instruct"
+    large_model: str = "qwen2.5-coder-1.5b-instruct"
     # Which price-table row prices each tier: local stand-ins are priced as the model they stand in for.
     small_price_model: str = "gpt-4o-mini"
     large_price_model: str = "gpt-4o"
