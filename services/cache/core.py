@@ -217,7 +217,10 @@ class CacheCore:
             return False, key, reason
         if not answer.answer.strip():
             return False, key, "empty answer"
-        if answer.finish_reason != "stop":
+        # An answer cut at the request's own max_tokens is what a repeat of that request gets (the limit is
+        # in the key); one cut at a service or tier limit is incomplete.
+        cut_by_request = answer.finish_reason == "length" and 0 < material.max_tokens() <= answer.completion_tokens
+        if answer.finish_reason != "stop" and not cut_by_request:
             return False, key, f"answer not complete (finish_reason={answer.finish_reason!r})"
         if controls.ttl_s < 0:
             raise InvalidInput("ttl_s must be >= 0")

@@ -65,6 +65,11 @@ class KeyMaterial:
             }
         )
 
+    def max_tokens(self) -> int:
+        """The request's own max_tokens (0: none set, the service default); part of the key via `sampling`."""
+        value = dict(self.sampling).get("max_tokens", "0")
+        return int(value) if value.isdigit() else 0
+
     def query(self) -> str:
         """The user's last message: what the false-hit guard compares."""
         return next((content for role, content in reversed(self.messages) if role == "user"), "")

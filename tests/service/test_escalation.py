@@ -121,3 +121,19 @@ async def test_invalid_response_format_is_refused() -> None:
         assert "response_format must be a JSON schema" in (refused.value.details() or "")
     finally:
         await mesh.stop()
+
+
+async def test_an_answer_cut_at_the_requests_max_tokens_is_kept_and_cached() -> None:
+    small = EchoBackend("small")
+    mesh = await cascade([small])
+    try:
+        request = ask(SIMPLE, sampling=common_pb2.SamplingParams(max_tokens=3))
+        first = await stub(mesh).Complete(request)
+        assert first.finish_reason == "length" and first.answer == "echo: What is"
+        assert not first.route.escalated and first.route.tier == common_pb2.TIER_SMALL
+        again = await stub(mesh).Complete(request)
+        assert again.cache.kind == common_pb2.CACHE_HIT_KIND_EXACT and again.answer == first.answer
+        longer = await stub(mesh).Complete(ask(SIMPLE, sampling=common_pb2.SamplingParams(max_tokens=4)))
+        assert longer.cache.kind == common_pb2.CACHE_HIT_KIND_MISS  # max_tokens is part of the key
+    finally:
+        await mesh.stop()

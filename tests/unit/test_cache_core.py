@@ -64,6 +64,23 @@ async def test_uncacheable_answers_are_not_stored(
     assert store.entries == {}
 
 
+async def test_an_answer_cut_at_the_requests_own_max_tokens_is_stored_under_that_limit() -> None:
+    store = MemoryExactStore()
+    limited = KeyMaterial(KEY.tenant, KEY.messages, sampling=(("max_tokens", "3"),))
+    cut = CachedAnswer("The capital is", "small-model", "small", "length", 30, 3, 1e-5, 2e-4, NOW)
+    stored, _, reason = await core(store).store(limited, Controls(), 0.0, [], cut)
+    assert stored, reason
+    assert (await core(store).lookup(limited, Controls(), 0.0, [])).kind is HitKind.EXACT
+    # The same prompt with another limit (or none) is another key: it misses.
+    other = KeyMaterial(KEY.tenant, KEY.messages, sampling=(("max_tokens", "50"),))
+    assert (await core(store).lookup(other, Controls(), 0.0, [])).kind is HitKind.MISS
+    assert (await core(store).lookup(KEY, Controls(), 0.0, [])).kind is HitKind.MISS
+    # Cut below the request's limit (a tier cap): incomplete, not stored.
+    early = CachedAnswer("The capital", "small-model", "small", "length", 30, 2, 1e-5, 2e-4, NOW)
+    stored, _, reason = await core(store).store(other, Controls(), 0.0, [], early)
+    assert not stored and "not complete" in reason
+
+
 async def test_sampled_answers_cached_when_the_request_opts_in() -> None:
     store = MemoryExactStore()
     stored, _, _ = await core(store).store(KEY, Controls(allow_sampled=True), 0.7, [], answer())
