@@ -57,4 +57,5 @@ step "LiteLLM proxy environment (.venv-litellm, for bench overhead)"
 bash scripts/setup-litellm-env.sh
 
 step "models in $MODELS_DIR"
-TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-0.5b embedder lingua
+# The large tier `make run` serves (1.5B), and the faster stand-in `make test` serves in its place (0.5B).
+TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-1.5b large-0.5b embedder lingua
