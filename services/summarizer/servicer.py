@@ -39,7 +39,9 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
             max_tokens=request.max_tokens or self._defaults.max_tokens,
             keep_last=request.keep_last or self._defaults.keep_last,
         )
-        summarize = InferenceSummarizer(self._inference, request.tenant, remaining_s(context, self._timeout_s))
+        summarize = InferenceSummarizer(
+            self._inference, request.tenant, remaining_s(context, self._timeout_s), request.lane
+        )
         scope = json.dumps([request.tenant, request.conversation_id])  # summaries never cross tenants
         result = await prune(role_pairs(request.messages), limits, summarize, self._store, scope)
         return summarizer_pb2.PruneResponse(
@@ -51,4 +53,6 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
                 messages_summarized=result.messages_summarized,
                 summary_source=result.summary_source,
             ),
+            cost=summarize.cost,
+            usage=summarize.usage,
         )

@@ -8,7 +8,7 @@ import grpc
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
 from tests.service.fakes import EchoBackend
 from tests.service.mesh import Mesh, start_mesh
 from tests.unit.fakes import MemoryExactStore
@@ -179,6 +179,35 @@ async def test_long_history_pruned_with_last_six_verbatim(store: MemoryExactStor
         assert sent[1].content.startswith("Summary of the earlier conversation: echo:")
         # The baseline is priced on the full, unpruned prompt.
         assert reply.cost.baseline_cost_usd > 10 * reply.cost.cost_usd
+        # The summary call is charged to this request: pruning's saving is net of it, and the parts add up.
+        removed = reply.pruning.tokens_before - reply.pruning.tokens_after
+        summary_cost = removed * 2.50 / 1e6 - reply.cost.savings_by_intervention["pruning"]
+        assert summary_cost > 0
+        parts = sum(reply.cost.savings_by_intervention.values())
+        assert parts == pytest.approx(reply.cost.baseline_cost_usd - reply.cost.cost_usd)
+        assert reply.cost.savings_usd == pytest.approx(reply.cost.baseline_cost_usd - reply.cost.cost_usd)
+    finally:
+        await m.stop()
+
+
+async def test_summaries_are_charged_once_and_go_on_the_requests_lane(store: MemoryExactStore) -> None:
+    small = EchoBackend("small")
+    m = await start_mesh([small], [EchoBackend("large")], store)
+    try:
+        history = []
+        for i in range(30):
+            history.append(common_pb2.Message(role=USER, content=f"question {i} " + "about orders " * 60))
+            history.append(common_pb2.Message(role=common_pb2.ROLE_ASSISTANT, content=f"answer {i} " * 60))
+        history.append(common_pb2.Message(role=USER, content="And the last one?"))
+        prune = summarizer_pb2_grpc.SummarizerStub(grpc.aio.insecure_channel(m.address("summarizer")))
+        request = summarizer_pb2.PruneRequest(tenant="acme", messages=history, lane=common_pb2.LANE_BATCH)
+        first = await prune.Prune(request)
+        assert first.report.summary_source == "full"
+        assert first.cost.cost_usd > 0 and first.cost.price_model == "gpt-4o-mini"
+        assert first.usage.prompt_tokens > 0
+        assert small.prompts[-1].priority > 0  # the summary call went on the batch lane
+        again = await prune.Prune(request)
+        assert again.report.summary_source == "cached" and again.cost.cost_usd == 0  # no model call
     finally:
         await m.stop()
 
