@@ -19,6 +19,7 @@ from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prepare import Budgets
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.warmup import WarmUp
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
 
@@ -61,13 +62,14 @@ async def build_server(settings: OrchestratorSettings) -> Service:
     stages = GrpcStages(settings)
     metrics = OrchestratorMetrics(service.registry)
     metrics.escalation_baseline.set(settings.escalation_alert_baseline)
+    embedder = load_embedder(settings)  # loaded once, at start-up
     pipeline = Pipeline(
         stages,
         stages,
         budgets_from(settings),
         TIERS_BY_NAME[settings.default_tier],
         metrics,
-        load_embedder(settings),  # loaded once, at start-up
+        embedder,
         escalation_policy(settings),
         QualityTarget(settings.max_quality_loss_pts, settings.tenant_max_quality_loss_pts),
     )
@@ -79,5 +81,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         service.closers.append(batch.close)
     # Cache, router, summarizer and compressor fail open; without inference no request can be answered.
     service.checks["inference"] = stages.inference_serving
+    # Not a dependency (it never reports down): SERVING waits for every stage's first, cold call.
+    service.checks["warm_up"] = WarmUp(stages, embedder)
     service.closers.append(stages.close)
     return service

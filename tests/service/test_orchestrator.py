@@ -9,6 +9,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
+from services.orchestrator.clients import GrpcStages
+from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.warmup import WarmUp
 from tests.service.fakes import EchoBackend
 from tests.service.mesh import Mesh, start_mesh
 from tests.unit.fakes import MemoryExactStore
@@ -238,3 +241,41 @@ async def test_one_trace_spans_every_service(mesh: Mesh, spans: InMemorySpanExpo
         assert rpc in names, f"{rpc} missing from the trace: {sorted(names)}"
     # Health checks stay out of traces.
     assert not any("Health" in s.name for s in spans.get_finished_spans())
+
+
+async def test_every_stage_is_warmed_before_serving_so_the_first_request_meets_the_router_budget(
+    store: MemoryExactStore,
+) -> None:
+    # The real 15 ms budget: a cold first Route (channel connect, the router's lazy set-up) used to miss it.
+    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store)
+    try:
+        warm_up = m.services["orchestrator"].checks["warm_up"]
+        assert isinstance(warm_up, WarmUp) and warm_up.pending == frozenset()
+        routes = m.services["router"].registry.get_sample_value(
+            "costmesh_rpc_total", {"service": "router", "method": "/costmesh.v1.Router/Route", "code": "OK"}
+        )
+        assert routes == 1  # the warm-up's call, before any request
+        reply = await stub(m).Complete(ask("What is the capital of France?"))
+        assert not reply.route.fell_back and reply.route.classifier == "rules"
+    finally:
+        await m.stop()
+
+
+async def test_warm_up_failures_are_retried_never_raised(store: MemoryExactStore) -> None:
+    m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store)
+    await m.services["router"].stop(0)
+    stages = GrpcStages(
+        OrchestratorSettings(
+            router_addr=m.address("router"),
+            cache_addr=m.address("cache"),
+            compressor_addr=m.address("compressor"),
+            summarizer_addr=m.address("summarizer"),
+        )
+    )
+    try:
+        warm_up = WarmUp(stages, None)
+        assert await warm_up() is True  # the router is down: logged, never raised, SERVING not held back
+        assert warm_up.pending == {"router"}  # the others are warm; the router is tried again next time
+    finally:
+        await stages.close()
+        await m.stop()
