@@ -178,6 +178,7 @@ def record(item: Item, response: orchestrator_pb2.CompletionResponse, latency_s:
         "baseline_cost_usd": response.cost.baseline_cost_usd,
         "savings_by_intervention": dict(response.cost.savings_by_intervention),
         "model": response.model,
+        "price_model": response.cost.price_model,  # with model: real provider or a stand-in (bench/report.py)
         "correct": correct(response.answer, item),
     }
 

@@ -47,6 +47,26 @@ def latency(values: list[float]) -> dict[str, float]:
     }
 
 
+def provider_label(rows: list[dict[str, Any]], recorded: str) -> str:
+    """Which models answered, from the responses: a real provider reports the model it is priced as (OpenAI's
+    gpt-4o-mini-2024-07-18 under the gpt-4o-mini row); a local stand-in reports its own name.
+    `recorded`: the run's own label, for runs recorded before responses carried price_model."""
+    answered = [r for r in rows if r.get("price_model") not in (None, "", "cache")]
+    if not answered:
+        return recorded
+    real, stand_ins = set(), set()
+    for r in answered:
+        model, priced = str(r["model"]), str(r["price_model"])
+        if model.startswith(priced):
+            real.add(priced)
+        else:
+            stand_ins.add(f"{model} priced as {priced}")
+    parts = [f"OpenAI {' / '.join(sorted(real))}"] if real else []
+    if stand_ins:
+        parts.append(f"local stand-ins {' / '.join(sorted(stand_ins))}")
+    return "; ".join(parts)
+
+
 def summarize(
     meta: dict[str, Any], rows: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
@@ -60,7 +80,7 @@ def summarize(
     return {
         "run_id": meta["run_id"],
         "workload": meta["workload"],
-        "tiers": meta["tiers"],
+        "tiers": provider_label(ok, meta.get("tiers", "")),
         "requests": len(rows),
         "errors": len(rows) - len(ok),
         "baseline_usd": round(baseline, 6),

@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from bench.replay import Item, correct, from_file, mixed_workload, rag, request, support
+from bench.replay import Item, correct, from_file, mixed_workload, rag, record, request, support
 from bench.report import main as report_main
 from bench.report import summarize
-from costmesh.v1 import common_pb2
+from costmesh.v1 import common_pb2, orchestrator_pb2
 
 
 def row(
@@ -99,3 +99,30 @@ def test_rag_prompts_carry_the_answering_passage_as_context() -> None:
         assert any(passage.startswith(question.split("\n")[0].strip()) for passage in item.context)
         sent = request(item, "t", "auto", False)
         assert [d.kind for d in sent.documents] == [common_pb2.DOCUMENT_KIND_CONTEXT] * len(item.context)
+
+
+def test_provider_label_comes_from_the_responses_not_the_replay_environment() -> None:
+    local = [
+        row(0, "miss", "small", 0.1, 1.0, {}, model="smollm2-135m-instruct", price_model="gpt-4o-mini"),
+        row(1, "exact", "small", 0.0, 1.0, {}, model="smollm2-135m-instruct", price_model="cache"),
+        row(2, "miss", "large", 0.8, 1.0, {}, model="qwen2.5-coder-1.5b-instruct", price_model="gpt-4o"),
+    ]
+    label = summarize({**META, "tiers": "OpenAI gpt-4o-mini / gpt-4o"}, local, None)["tiers"]
+    assert label == (
+        "local stand-ins qwen2.5-coder-1.5b-instruct priced as gpt-4o / smollm2-135m-instruct priced as gpt-4o-mini"
+    )
+    openai = [
+        row(0, "miss", "small", 0.1, 1.0, {}, model="gpt-4o-mini-2024-07-18", price_model="gpt-4o-mini"),
+        row(1, "miss", "large", 0.8, 1.0, {}, model="gpt-4o-2024-08-06", price_model="gpt-4o"),
+    ]
+    assert summarize(META, openai, None)["tiers"] == "OpenAI gpt-4o / gpt-4o-mini"
+    # A run recorded before responses carried price_model keeps its own label.
+    assert summarize(META, ROWS, None)["tiers"] == "local stand-ins"
+
+
+def test_record_keeps_the_model_and_the_price_row() -> None:
+    response = orchestrator_pb2.CompletionResponse(
+        model="smollm2-135m-instruct", cost=common_pb2.CostReport(price_model="gpt-4o-mini")
+    )
+    recorded = record(Item(messages=[("user", "hi")]), response, 0.1)
+    assert recorded["model"] == "smollm2-135m-instruct" and recorded["price_model"] == "gpt-4o-mini"
