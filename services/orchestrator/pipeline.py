@@ -55,10 +55,6 @@ class Pipeline:
             None if escalation is None else Cascade(stages, generator, self._run, escalation, budgets, quality, metrics)
         )
 
-    @property
-    def preparer(self) -> Preparer:
-        return self._preparer
-
     # ---- public entry points -------------------------------------------------------------------------
 
     async def complete(
