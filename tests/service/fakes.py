@@ -17,6 +17,7 @@ class EchoBackend:
         self.model = model
         self.delay_s = delay_s
         self.prompts: list[ChatPrompt] = []
+        self.streamed = 0  # prompts answered through stream(), not complete()
 
     def _answer(self, prompt: ChatPrompt) -> Completion:
         words = ("echo: " + prompt.messages[-1].content).split(" ")
@@ -32,6 +33,7 @@ class EchoBackend:
 
     async def stream(self, prompt: ChatPrompt, timeout_s: float) -> AsyncIterator[str | Completion]:
         self.prompts.append(prompt)
+        self.streamed += 1
         completion = self._answer(prompt)
         for word in completion.text.split(" "):
             yield word + " "

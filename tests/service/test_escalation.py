@@ -92,6 +92,20 @@ async def test_multi_step_goes_to_the_large_tier_straight_away() -> None:
         await mesh.stop()
 
 
+async def test_a_multi_step_request_streams_the_large_tiers_deltas() -> None:
+    large = EchoBackend("large")
+    mesh = await start_mesh([ScriptedBackend("small", "Paris.")], [large], MemoryExactStore(), router_budget_s=1.0)
+    try:
+        chunks = [c async for c in stub(mesh).CompleteStream(ask("Tell me step by step why it rains."))]
+        deltas = [c.delta for c in chunks if c.WhichOneof("chunk") == "delta"]
+        assert len(deltas) > 1 and chunks[-1].WhichOneof("chunk") == "final"
+        assert "".join(deltas).strip() == "echo: Tell me step by step why it rains."
+        assert large.streamed == 1  # the model's own stream, not a replay of a whole answer
+        assert chunks[-1].final.route.escalation_reason.startswith("multi_step")
+    finally:
+        await mesh.stop()
+
+
 async def test_a_tier_set_by_the_request_is_never_escalated() -> None:
     mesh = await cascade([ScriptedBackend("small", "I don't know.")])
     try:
