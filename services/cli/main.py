@@ -94,9 +94,9 @@ def _report(args: argparse.Namespace, settings: StackSettings) -> int:
 
 def _router(args: argparse.Namespace, settings: StackSettings) -> int:
     # Offline tools: they load the datasets, the embedder and numpy only when asked for.
-    from services.router import labels, training  # noqa: PLC0415
+    from training import estimator, outcomes  # noqa: PLC0415
 
-    tools = {"label": labels.main, "train": training.main}
+    tools = {"label": outcomes.main, "train": estimator.main}
     return tools[args.tool](args.tool_args)
 
 
@@ -141,7 +141,9 @@ def parser() -> argparse.ArgumentParser:
     rr = sub.add_parser("report", help="the savings waterfall, latency and quality of a replay (HTML + JSON)")
     rr.add_argument("report_args", nargs=argparse.REMAINDER)
     rr.set_defaults(fn=_report)
-    r = sub.add_parser("router", help="offline router tools: `label` runs both tiers on MMLU, `train` learns")
+    r = sub.add_parser(
+        "router", help="offline tools: `label` records both tiers' graded answers, `train` fits the quality estimator"
+    )
     r.add_argument("tool", choices=("label", "train"))
     r.add_argument("tool_args", nargs=argparse.REMAINDER)
     r.set_defaults(fn=_router)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from costmesh.v1 import router_pb2, router_pb2_grpc
 from services.common.runtime import Service, new_service
 from services.router.backends.registry import make_classifier
 from services.router.core import RouterCore
+from services.router.estimator import QualityModel
 from services.router.servicer import RouterServicer
 from services.router.settings import RouterSettings
 
@@ -14,8 +17,15 @@ SERVICE_NAME = router_pb2.DESCRIPTOR.services_by_name["Router"].full_name
 
 async def build_server(settings: RouterSettings) -> Service:
     service = new_service("router", settings, [SERVICE_NAME])
-    classifier = make_classifier(settings.classifier, settings.model_path)  # loaded once, at start-up
-    core = RouterCore(classifier, settings.threshold, settings.tenant_thresholds)
+    # Loaded once, at start-up. The estimator falls back to the rules for a request with no embedding.
+    estimator = None
+    if settings.classifier == "estimator":
+        path = Path(settings.model_path).expanduser()  # noqa: ASYNC240 - read once, before serving
+        estimator = QualityModel.load(path)
+    classifier = make_classifier("rules" if estimator else settings.classifier)
+    core = RouterCore(
+        classifier, settings.threshold, settings.tenant_thresholds, estimator, settings.max_quality_loss_pts
+    )
     router_pb2_grpc.add_RouterServicer_to_server(RouterServicer(core), service.server)
     # No network dependencies: the classifier is in memory, so the router serves as soon as it is built.
     return service

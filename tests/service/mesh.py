@@ -57,12 +57,14 @@ async def start_mesh(
     large: Sequence[ChatBackend],
     store: MemoryExactStore,
     compressor: CompressorSettings | None = None,
+    router: RouterSettings | None = None,
     **orchestrator_overrides: object,
 ) -> Mesh:
     mesh = Mesh()
     try:
         await mesh.start("inference", await build_inference(InferenceSettings(port=0), inference_core(small, large)))
-        await mesh.start("router", await build_router(RouterSettings(port=0)))
+        # The rules by default: deterministic routes for tests about the other stages.
+        await mesh.start("router", await build_router(router or RouterSettings(port=0, classifier="rules")))
         cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)
         await mesh.start("cache", await build_cache(CacheSettings(port=0), cache))
         # By default model-free methods; tests/integration passes LLMLingua and the embedding model.
