@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, compress, lanes, mesh, overhead, prefix, prune, router
+from bench import cache, cascade, compress, lanes, mesh, overhead, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
@@ -16,6 +16,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "prefix": prefix.main,
     "prune": prune.main,
     "router": router.main,
+    "cascade": cascade.main,
 }
 
 

