@@ -106,7 +106,7 @@ class Preparer:
         # The router is cheap and independent of the cache: ask both at once.
         route_task = asyncio.create_task(self._route(request, embedding, deadline, response))
         semantic = exact
-        if exact is not None and embedding.values:
+        if exact is not None and embedding.values and not request.cache.no_cache:
             semantic = await self._lookup(
                 key, request, embedding, cache_pb2.LOOKUP_TIERS_SEMANTIC_ONLY, deadline, response
             )
@@ -190,9 +190,11 @@ class Preparer:
     async def embed(
         self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse
     ) -> common_pb2.Embedding:
-        """The request's embedding; empty (no semantic lookup) when off, skipped or failed."""
+        """The request's embedding; empty when off, failed, or needed by nobody: the semantic tier and the
+        router's quality estimator read it, so it is skipped only when the cache is bypassed and the
+        request sets its own tier."""
         embedder = self._embedder
-        if embedder is None or request.cache.no_cache:
+        if embedder is None or (request.cache.no_cache and request.tier != common_pb2.TIER_UNSPECIFIED):
             return common_pb2.Embedding()
         started = time.perf_counter()
         text = embedding_text(role_pairs(request.messages))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
 
-from costmesh.v1 import common_pb2, orchestrator_pb2, router_pb2, summarizer_pb2
+from costmesh.v1 import cache_pb2, common_pb2, orchestrator_pb2, router_pb2, summarizer_pb2
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.pipeline import Pipeline
@@ -251,3 +251,18 @@ async def test_escalation_pays_for_both_calls_and_the_parts_add_up() -> None:
     assert reply.cost.cost_usd == pytest.approx(gen.answers[LARGE].cost.cost_usd + cheap)
     assert reply.cost.savings_by_intervention["escalation"] == pytest.approx(-cheap)
     _adds_up(reply.cost)
+
+
+# ---- the embedding when the cache is bypassed ----------------------------------------------------------
+
+
+async def test_no_cache_still_embeds_for_the_router_but_skips_the_semantic_tier() -> None:
+    stages = FakeStages()
+    pipeline, _ = build(stages, generator())
+    await pipeline.complete(ask(cache=common_pb2.CacheControl(no_cache=True, no_store=True)), 10.0)
+    assert list(stages.routes[0].embedding.values) == pytest.approx([0.6, 0.8])  # the estimator needs it
+    assert [lk.tiers for lk in stages.lookups] == [cache_pb2.LOOKUP_TIERS_EXACT_ONLY]
+    stages = FakeStages()
+    pipeline, _ = build(stages, generator())
+    await pipeline.complete(ask(cache=common_pb2.CacheControl(no_cache=True), tier=LARGE), 10.0)
+    assert not stages.stored[0].embedding.values  # nobody needs one: tier set, cache bypassed

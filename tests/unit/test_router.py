@@ -48,3 +48,8 @@ def test_requires_a_user_message() -> None:
 def test_rejects_threshold_out_of_range() -> None:
     with pytest.raises(InvalidInput):
         route("hi", threshold=1.5)
+
+
+def test_a_product_of_two_numbers_goes_large() -> None:
+    # SmolLM2 answered "17 * 23 = 381"; one arithmetic expression is enough evidence for the rules.
+    assert route("What is 17 * 23?")[0] == "large"

@@ -14,7 +14,8 @@ class RuleWeights:
     bias: float = -2.0
     per_100_words: float = 0.8
     code: float = 1.2
-    math: float = 1.0
+    # One arithmetic expression is enough for the large tier: small models get products wrong (17 * 23).
+    math: float = 2.0
     multi_step: float = 1.5
     extra_question: float = 0.4
     deep_conversation: float = 0.5  # more than 6 turns
