@@ -35,6 +35,7 @@ from services.batch.lines import ROLES
 from services.cli.ask import TIERS
 from services.cli.settings import ROOT, StackSettings
 from workloads import datasets, graders, mixed
+from workloads import requests as workload_file
 
 RUNS = ROOT / "runs"
 MODEL_STAGES = ("inference", "escalation")  # time spent in the model, not added by the mesh
@@ -122,21 +123,7 @@ WORKLOADS = {
 
 
 def from_file(path: Path) -> list[Item]:
-    items = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            messages = [(m["role"], m["content"]) for m in data["messages"]]
-        except (ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"{path}:{number}: not an OpenAI chat request ({e})") from None
-        grader = str(data.get("grader", "contains"))
-        if grader not in graders.GRADERS:
-            raise SystemExit(f"{path}:{number}: unknown grader {grader!r}; known: {', '.join(graders.GRADERS)}")
-        gold, max_tokens = str(data.get("gold", "")), int(data.get("max_tokens", 64))
-        items.append(Item(messages, gold, max_tokens, grader=grader, kind=str(data.get("kind", ""))))
-    return items
+    return [Item(r.messages, r.gold, r.max_tokens, grader=r.grader, kind=r.kind) for r in workload_file.read(path)]
 
 
 def request(item: Item, tenant: str, tier: str, no_cache: bool) -> orchestrator_pb2.CompletionRequest:

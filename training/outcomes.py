@@ -26,6 +26,7 @@ from services.inference.backends.vllm import vllm_backend
 from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Usage
 from services.inference.pricing import DEFAULT_PRICES, price_of
 from workloads import graders, mixed
+from workloads import requests as workload_file
 
 # Local tiers are priced as the models they stand in for (services/inference/settings.py).
 PRICE_MODELS = {"small": "gpt-4o-mini", "large": "gpt-4o"}
@@ -87,22 +88,10 @@ def mixed_tasks(n: int, seed: int) -> list[Task]:
 
 def file_tasks(path: Path) -> list[Task]:
     """A replay JSONL file; every line needs `gold` (a workload without gold cannot be scored)."""
-    tasks = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-            messages = [(str(m["role"]), str(m["content"])) for m in data["messages"]]
-            gold, grader = str(data["gold"]), str(data.get("grader", "contains"))
-        except (ValueError, KeyError, TypeError) as e:
-            raise SystemExit(f"{path}:{number}: needs messages and gold ({e})") from None
-        if grader not in graders.GRADERS:
-            raise SystemExit(f"{path}:{number}: unknown grader {grader!r}; known: {', '.join(graders.GRADERS)}")
-        tasks.append(
-            Task(messages, gold, grader, int(data.get("max_tokens", 64)), str(data.get("kind", "")), path.stem)
-        )
-    return tasks
+    return [
+        Task(r.messages, r.gold, r.grader, r.max_tokens, r.kind, path.stem)
+        for r in workload_file.read(path, need_gold=True)
+    ]
 
 
 def grade(task: Task, completion: Completion) -> bool:
