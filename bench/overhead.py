@@ -5,8 +5,12 @@ model's own variance does not hide the gateways'. Three targets are driven open-
 fixed schedule, not after the previous answer) at each rate, interleaved: the upstream directly, the
 LiteLLM proxy (`litellm[proxy]` in .venv-litellm, scripts/setup-litellm-env.sh) routing to it, and a
 second costmesh mesh (the six services, started on ports 51050-51055 with both tiers pointing at the
-upstream) called through the orchestrator with caches off and the tier fixed. Redis and Weaviate are the
-running stack's (`costmesh up` first).
+upstream) called through the orchestrator with caches off, twice: `costmesh` with the tier fixed by the
+request, so the router is not asked, no document is sent and no compression runs (the hops measured are
+the orchestrator, the summarizer and inference, plus the exact-cache call it still makes), and
+`costmesh_routed` with the tier left to the mesh: the request is embedded, routed by the quality
+estimator and, on the cheap tier, its answer assessed (and escalated when the estimator says so, which
+calls the upstream twice). Redis and Weaviate are the running stack's (`costmesh up` first).
 
 Per rate and target: p50/p99 latency, errors and the rate achieved; "added" is a target's latency minus
 the direct upstream's. A rate is sustained when nothing failed and at least 95 % of the offered rate was
@@ -134,6 +138,9 @@ async def measure(args: argparse.Namespace, litellm_key: str, mesh: StackSetting
             cache=common_pb2.CacheControl(no_cache=True, no_store=True),
             tier=common_pb2.TIER_SMALL,
         )
+        routed = orchestrator_pb2.CompletionRequest()
+        routed.CopyFrom(request)
+        routed.tier = common_pb2.TIER_UNSPECIFIED
 
         async def call_direct() -> None:
             (await direct.post("/v1/chat/completions", json=body)).raise_for_status()
@@ -144,25 +151,38 @@ async def measure(args: argparse.Namespace, litellm_key: str, mesh: StackSetting
         async def call_costmesh() -> None:
             await orchestrator.Complete(request, timeout=args.timeout_s)
 
-        targets: dict[str, Call] = {"upstream": call_direct, "litellm": call_litellm, "costmesh": call_costmesh}
-        for call in targets.values():  # warm-up: connections, first-request costs
-            for _ in range(5):
-                await call()
-        rows = []
-        for rate in args.rates:
-            by_target = {}
-            for name, call in targets.items():
-                row = {"bench": "overhead", "target": name, **await drive(call, rate, args.seconds, args.timeout_s)}
-                by_target[name] = row
-            base = by_target["upstream"]
-            for name in ("litellm", "costmesh"):
-                row = by_target[name]
-                if row.get("n"):
-                    for q in ("p50_ms", "p99_ms"):
-                        row[f"added_{q}"] = round(float(str(row[q])) - float(str(base[q])), 3)
-            for row in by_target.values():
-                emit(row)
-                rows.append(row)
+        async def call_routed() -> None:
+            await orchestrator.Complete(routed, timeout=args.timeout_s)
+
+        targets: dict[str, Call] = {
+            "upstream": call_direct,
+            "litellm": call_litellm,
+            "costmesh": call_costmesh,
+            "costmesh_routed": call_routed,
+        }
+        return await run_rates(targets, args)
+
+
+async def run_rates(targets: dict[str, Call], args: argparse.Namespace) -> list[dict[str, object]]:
+    """Every target at every rate, interleaved; "added" latency is against the direct upstream's."""
+    for call in targets.values():  # warm-up: connections, first-request costs
+        for _ in range(5):
+            await call()
+    rows = []
+    for rate in args.rates:
+        by_target = {}
+        for name, call in targets.items():
+            row = {"bench": "overhead", "target": name, **await drive(call, rate, args.seconds, args.timeout_s)}
+            by_target[name] = row
+        base = by_target["upstream"]
+        for name in ("litellm", "costmesh", "costmesh_routed"):
+            row = by_target[name]
+            if row.get("n"):
+                for q in ("p50_ms", "p99_ms"):
+                    row[f"added_{q}"] = round(float(str(row[q])) - float(str(base[q])), 3)
+        for row in by_target.values():
+            emit(row)
+            rows.append(row)
     return rows
 
 
@@ -181,7 +201,7 @@ def summary(rows: list[dict[str, object]], rates: list[float]) -> dict[str, obje
         "bench": "overhead",
         "summary": True,
         "added_p50_ratio_costmesh_over_litellm_by_rate": ratios,
-        "max_sustained_rps": {t: best(t) for t in ("upstream", "litellm", "costmesh")},
+        "max_sustained_rps": {t: best(t) for t in ("upstream", "litellm", "costmesh", "costmesh_routed")},
     }
 
 
