@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import random
 import statistics
 import time
@@ -58,6 +59,9 @@ def policy_line(name: str, o: simulate.Outcome, large: simulate.Outcome) -> dict
 
 def records_for(workload: str, records_path: Path, model: QualityModel, concurrency: int) -> list[outcomes.Outcome]:
     if workload == "mixed":
+        trained_on = model.meta.get("records_sha256")
+        if trained_on and trained_on != hashlib.sha256(records_path.read_bytes()).hexdigest():
+            raise SystemExit(f"{records_path} is not the file the estimator was trained on: its test lines differ")
         lines = model.meta.get("test_lines", [])
         every = outcomes.load(records_path)
         return [every[i] for i in lines] if isinstance(lines, list) else every
@@ -66,7 +70,9 @@ def records_for(workload: str, records_path: Path, model: QualityModel, concurre
     out.parent.mkdir(parents=True, exist_ok=True)
     tasks = outcomes.file_tasks(path)
     with out.open("a") as sink:
-        asyncio.run(outcomes.label(tasks, outcomes.already_recorded(out), sink, concurrency))
+        stack = StackSettings()
+        tiers = {t: (stack.model_url(t), stack.served_model(t)) for t in ("small", "large")}
+        asyncio.run(outcomes.label(tasks, outcomes.already_recorded(out), sink, concurrency, tiers))
     wanted = {outcomes.key(t) for t in tasks}
     return [r for r in outcomes.load(out) if outcomes.key(r.task) in wanted]
 

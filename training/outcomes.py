@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from services.cli.settings import StackSettings
 from services.common.signals import Signals, signals
 from services.inference.backends.base import ChatBackend
 from services.inference.backends.vllm import vllm_backend
@@ -30,6 +29,8 @@ from workloads import requests as workload_file
 
 # Local tiers are priced as the models they stand in for (services/inference/settings.py).
 PRICE_MODELS = {"small": "gpt-4o-mini", "large": "gpt-4o"}
+# tier -> (OpenAI-compatible base URL, served model name); `costmesh router label` passes the local stack's.
+Endpoints = dict[str, tuple[str, str]]
 DEFAULT_RECORDS = Path(__file__).resolve().parents[1] / "bench" / "data" / "router" / "mixed_outcomes.jsonl"
 
 
@@ -140,9 +141,8 @@ def already_recorded(out: Path) -> set[str]:
     return {key(o.task) for o in load(out)} if out.exists() else set()
 
 
-async def label(tasks: list[Task], done: set[str], out: TextIO, concurrency: int) -> int:
-    stack = StackSettings()
-    small, large = (vllm_backend(stack.model_url(t), stack.served_model(t), "") for t in ("small", "large"))
+async def label(tasks: list[Task], done: set[str], out: TextIO, concurrency: int, endpoints: Endpoints) -> int:
+    small, large = (vllm_backend(*endpoints[tier], "") for tier in ("small", "large"))
     todo = [t for t in tasks if key(t) not in done]
     gate = asyncio.Semaphore(concurrency)
 
@@ -179,7 +179,7 @@ def load(path: Path) -> list[Outcome]:
     return [from_dict(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], endpoints: Endpoints) -> int:
     parser = argparse.ArgumentParser(prog="costmesh router label", description=__doc__)
     parser.add_argument("--workload", default="mixed", help="mixed, or a replay JSONL file with gold and grader")
     parser.add_argument("-n", "--tasks", type=int, default=400, help="tasks of the mixed workload")
@@ -190,5 +190,5 @@ def main(argv: list[str]) -> int:
     tasks = mixed_tasks(args.tasks, args.seed) if args.workload == "mixed" else file_tasks(Path(args.workload))
     done = already_recorded(args.out)
     with args.out.open("a") as out:
-        asyncio.run(label(tasks, done, out, args.concurrency))
+        asyncio.run(label(tasks, done, out, args.concurrency, endpoints))
     return 0

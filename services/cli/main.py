@@ -96,8 +96,10 @@ def _router(args: argparse.Namespace, settings: StackSettings) -> int:
     # Offline tools: they load the datasets, the embedder and numpy only when asked for.
     from training import estimator, outcomes  # noqa: PLC0415
 
-    tools = {"label": outcomes.main, "train": estimator.main}
-    return tools[args.tool](args.tool_args)
+    if args.tool == "label":
+        tiers = {t: (settings.model_url(t), settings.served_model(t)) for t in ("small", "large")}
+        return outcomes.main(args.tool_args, tiers)
+    return estimator.main(args.tool_args)
 
 
 def parser() -> argparse.ArgumentParser:

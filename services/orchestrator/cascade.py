@@ -85,7 +85,9 @@ class Cascade:
         reason, detail = hard_problem(cheap.text, cheap.finish_reason, request.response_format, policy, truncation_ok)
         if reason:
             return reason, detail
-        if plan.assessed:
+        # The estimator was trained on answers with their top-5 alternatives; a backend that returns none
+        # (Ray Serve) would look maximally sure to it, so such an answer is judged by the thresholds.
+        if plan.assessed and cheap.logprobs and all(t.top for t in cheap.logprobs):
             assess = router_pb2.AssessRequest(
                 tenant=request.tenant,
                 messages=request.messages,

@@ -191,10 +191,11 @@ class Preparer:
         self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse
     ) -> common_pb2.Embedding:
         """The request's embedding; empty when off, failed, or needed by nobody: the semantic tier and the
-        router's quality estimator read it, so it is skipped only when the cache is bypassed and the
-        request sets its own tier."""
+        router's quality estimator and the semantic store read it, so it is skipped only when the cache is
+        bypassed both ways and the request sets its own tier."""
         embedder = self._embedder
-        if embedder is None or (request.cache.no_cache and request.tier != common_pb2.TIER_UNSPECIFIED):
+        control = request.cache
+        if embedder is None or (control.no_cache and control.no_store and request.tier != common_pb2.TIER_UNSPECIFIED):
             return common_pb2.Embedding()
         started = time.perf_counter()
         text = embedding_text(role_pairs(request.messages))

@@ -67,6 +67,9 @@ class RouterCore:
         features = _features(messages)
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise InvalidInput("threshold must be within [0, 1]")
+        if not all(math.isfinite(v) for v in embedding):
+            raise InvalidInput("embedding values must be finite")
+        self._target(max_quality_loss_pts)  # a bad target is refused on every path
         explicit = threshold if threshold is not None else self._tenant_thresholds.get(tenant)
         if self._usable(embedding):
             return self._route_by_estimator(features, embedding, max_quality_loss_pts, explicit)

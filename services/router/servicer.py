@@ -52,8 +52,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
     ) -> router_pb2.AssessResponse:
         check_tenant(request.tenant)
         signals = Signals.from_proto(request.answer)
-        if not all(map(math.isfinite, (signals.mean_logprob, signals.min_logprob, signals.mean_entropy))):
-            raise InvalidInput("answer signals must be finite")
+        floats = (signals.mean_logprob, signals.min_logprob, signals.first_logprob, signals.mean_margin)
+        if not all(map(math.isfinite, (*floats, signals.mean_entropy))) or signals.tokens < 0 or signals.chars < 0:
+            raise InvalidInput("answer signals must be finite, and counts >= 0")
         verdict = self._core.assess(
             role_pairs(request.messages), list(request.embedding.values), signals, _target(request)
         )

@@ -74,4 +74,6 @@ class ScriptedBackend(EchoBackend):
     def _answer(self, prompt: ChatPrompt) -> Completion:
         prompt_tokens = sum(len(m.content.split()) + 4 for m in prompt.messages)
         usage = Usage(prompt_tokens, len(self.answer.split()), 0)
-        return Completion(self.answer, self.model, "stop", usage, self.logprobs)
+        # Each token's alternatives: itself and one unlikely other, as vLLM returns its top-5.
+        top = tuple(((t, lp), ("other", -9.0)) for t, lp in self.logprobs)
+        return Completion(self.answer, self.model, "stop", usage, self.logprobs, top)

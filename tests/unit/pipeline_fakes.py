@@ -41,7 +41,17 @@ def priced(
             price_model=model,
             savings_by_intervention=dict(cost.by_intervention),
         ),
-        logprobs=[inference_pb2.TokenLogprob(token=f"t{i}", logprob=lp) for i, lp in enumerate(logprobs)],
+        logprobs=[
+            inference_pb2.TokenLogprob(
+                token=f"t{i}",
+                logprob=lp,
+                top=[
+                    inference_pb2.TopLogprob(token=f"t{i}", logprob=lp),
+                    inference_pb2.TopLogprob(token="u", logprob=-9),
+                ],
+            )
+            for i, lp in enumerate(logprobs)
+        ],
     )
 
 

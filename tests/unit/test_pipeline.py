@@ -172,6 +172,18 @@ async def test_assess_keep_false_escalates_with_reason_estimator() -> None:
     assert stages.routes[0].max_quality_loss_pts == pytest.approx(0.5)
 
 
+async def test_an_answer_without_alternatives_is_judged_by_the_thresholds_not_assessed() -> None:
+    # Ray Serve returns no top-k: the estimator would read that as certainty, so it is not asked.
+    stages = FakeStages(route_response=route(SMALL, assess_after=True))  # Assess would raise if called
+    gen = generator(logprobs=(-3.0, -3.0))
+    for token in gen.answers[SMALL].logprobs:
+        del token.top[:]
+    pipeline, registry = build(stages, gen)
+    reply = await pipeline.complete(ask(), 10.0)
+    assert not stages.assessed
+    assert reply.route.escalated and escalations(registry, "low_confidence") == 1
+
+
 async def test_assess_keep_true_overrides_the_logprob_thresholds() -> None:
     stages = FakeStages(
         route_response=route(SMALL, assess_after=True), assess_response=router_pb2.AssessResponse(keep=True)
@@ -265,4 +277,8 @@ async def test_no_cache_still_embeds_for_the_router_but_skips_the_semantic_tier(
     stages = FakeStages()
     pipeline, _ = build(stages, generator())
     await pipeline.complete(ask(cache=common_pb2.CacheControl(no_cache=True), tier=LARGE), 10.0)
-    assert not stages.stored[0].embedding.values  # nobody needs one: tier set, cache bypassed
+    assert list(stages.stored[0].embedding.values) == pytest.approx([0.6, 0.8])  # the semantic store reads it
+    stages = FakeStages()
+    pipeline, _ = build(stages, generator())
+    await pipeline.complete(ask(cache=common_pb2.CacheControl(no_cache=True, no_store=True), tier=LARGE), 10.0)
+    assert not stages.stored or not stages.stored[0].embedding.values  # nobody reads it
