@@ -90,6 +90,12 @@ async def test_router_assess_rpc_validates_its_input(tmp_path: Path) -> None:
                 answer=router_pb2.AnswerSignals(mean_logprob=float("nan")),
             ),
             router_pb2.AssessRequest(
+                tenant="acme",
+                messages=messages,
+                embedding=common_pb2.Embedding(values=[0.0] * DIM),
+                answer=router_pb2.AnswerSignals(first_logprob=float("-inf")),
+            ),
+            router_pb2.AssessRequest(
                 tenant="acme", messages=messages, embedding=common_pb2.Embedding(values=[float("inf")] * DIM)
             ),
         ):

@@ -100,6 +100,10 @@ def test_route_by_the_estimator_and_the_quality_target(tmp_path: Path) -> None:
     assert router.route([("user", "hi")], easy, max_quality_loss_pts=0.0).tier == "small"
     with pytest.raises(InvalidInput):
         router.route([("user", "hi")], easy, max_quality_loss_pts=float("nan"))
+    with pytest.raises(InvalidInput, match="finite"):
+        router.route([("user", "hi")], [float("nan")] * DIM)
+    with pytest.raises(InvalidInput):  # refused on the rules path too (no embedding)
+        router.route([("user", "hi")], [], max_quality_loss_pts=-1.0)
     # No embedding: the rules answer, with no assessment.
     fallback = router.route([("user", "What is the capital of France?")], [])
     assert fallback.classifier == "rules" and not fallback.assess_after
