@@ -39,7 +39,7 @@ from training import estimator, outcomes, simulate
 from workloads import graders
 
 
-def policy_line(name: str, o: simulate.Outcome, large: simulate.Outcome) -> dict[str, object]:
+def policy_line(name: str, o: simulate.PolicyResult, large: simulate.PolicyResult) -> dict[str, object]:
     lo, hi = simulate.wilson(sum(o.correct), o.n)
     delta, d_lo, d_hi = simulate.paired_delta([float(c) for c in o.correct], [float(c) for c in large.correct])
     return {
@@ -70,9 +70,8 @@ def records_for(workload: str, records_path: Path, model: QualityModel, concurre
     out.parent.mkdir(parents=True, exist_ok=True)
     tasks = outcomes.file_tasks(path)
     with out.open("a") as sink:
-        stack = StackSettings()
-        tiers = {t: (stack.model_url(t), stack.served_model(t)) for t in ("small", "large")}
-        asyncio.run(outcomes.label(tasks, outcomes.already_recorded(out), sink, concurrency, tiers))
+        endpoints = StackSettings().endpoints()
+        asyncio.run(outcomes.label(tasks, outcomes.already_recorded(out), sink, concurrency, endpoints))
     wanted = {outcomes.key(t) for t in tasks}
     return [r for r in outcomes.load(out) if outcomes.key(r.task) in wanted]
 

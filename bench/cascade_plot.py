@@ -13,7 +13,7 @@ W, H, PAD = 640, 420, 56
 def _points(rows: list[simulate.Row], model: QualityModel) -> dict[str, list[tuple[float, float]]]:
     large = simulate.all_large(rows)
 
-    def xy(o: simulate.Outcome) -> tuple[float, float]:
+    def xy(o: simulate.PolicyResult) -> tuple[float, float]:
         return o.total_cost / max(large.total_cost, 1e-12), o.accuracy
 
     sweep = [xy(simulate.cascade(rows, t / 50, t / 50)) for t in range(51)]

@@ -24,11 +24,12 @@ from services.inference.backends.base import ChatBackend
 from services.inference.backends.vllm import vllm_backend
 from services.inference.domain import ChatMessage, ChatPrompt, Completion, Sampling, Usage
 from services.inference.pricing import DEFAULT_PRICES, price_of
+from services.inference.settings import InferenceSettings
 from workloads import graders, mixed
 from workloads import requests as workload_file
 
-# Local tiers are priced as the models they stand in for (services/inference/settings.py).
-PRICE_MODELS = {"small": "gpt-4o-mini", "large": "gpt-4o"}
+# Local tiers are priced as the models they stand in for: the inference service's default price rows.
+PRICE_MODELS = {tier: str(InferenceSettings.model_fields[f"{tier}_price_model"].default) for tier in ("small", "large")}
 # tier -> (OpenAI-compatible base URL, served model name); `costmesh router label` passes the local stack's.
 Endpoints = dict[str, tuple[str, str]]
 DEFAULT_RECORDS = Path(__file__).resolve().parents[1] / "bench" / "data" / "router" / "mixed_outcomes.jsonl"

@@ -25,7 +25,7 @@ class Row:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class PolicyResult:
     """A policy on a set of rows: per row whether it answered right and what it paid."""
 
     correct: tuple[bool, ...]
@@ -55,7 +55,7 @@ class Outcome:
         return (self.tried_cheap - self.answered_cheap) / max(1, self.tried_cheap)
 
 
-def cascade(rows: Sequence[Row], route_threshold: float, keep_threshold: float) -> Outcome:
+def cascade(rows: Sequence[Row], route_threshold: float, keep_threshold: float) -> PolicyResult:
     correct, cost = [], []
     tried = kept = 0
     for r in rows:
@@ -71,21 +71,21 @@ def cascade(rows: Sequence[Row], route_threshold: float, keep_threshold: float) 
         else:
             correct.append(r.large_correct)
             cost.append(r.small_cost + r.large_cost)
-    return Outcome(tuple(correct), tuple(cost), kept, tried)
+    return PolicyResult(tuple(correct), tuple(cost), kept, tried)
 
 
-def all_large(rows: Sequence[Row]) -> Outcome:
-    return Outcome(tuple(r.large_correct for r in rows), tuple(r.large_cost for r in rows), 0, 0)
+def all_large(rows: Sequence[Row]) -> PolicyResult:
+    return PolicyResult(tuple(r.large_correct for r in rows), tuple(r.large_cost for r in rows), 0, 0)
 
 
-def all_small(rows: Sequence[Row]) -> Outcome:
-    return Outcome(tuple(r.small_correct for r in rows), tuple(r.small_cost for r in rows), len(rows), len(rows))
+def all_small(rows: Sequence[Row]) -> PolicyResult:
+    return PolicyResult(tuple(r.small_correct for r in rows), tuple(r.small_cost for r in rows), len(rows), len(rows))
 
 
-def oracle(rows: Sequence[Row]) -> Outcome:
+def oracle(rows: Sequence[Row]) -> PolicyResult:
     """Knows which answer is good enough before calling: the ceiling any router aims at."""
     cheap = [r.small_correct or not r.large_correct for r in rows]
-    return Outcome(
+    return PolicyResult(
         tuple(r.small_correct if c else r.large_correct for r, c in zip(rows, cheap, strict=True)),
         tuple(r.small_cost if c else r.large_cost for r, c in zip(rows, cheap, strict=True)),
         sum(cheap),
@@ -124,11 +124,11 @@ def wilson(successes: int, n: int) -> tuple[float, float]:
 
 def cheapest_within(
     rows: Sequence[Row], max_loss_pts: float, grid: Sequence[float]
-) -> tuple[float, float, Outcome] | None:
+) -> tuple[float, float, PolicyResult] | None:
     """The (route, keep) thresholds from the grid that cost least while losing at most `max_loss_pts`
     accuracy points against all-large on these rows; None when no point does (all-large then)."""
     baseline = all_large(rows).accuracy
-    best: tuple[float, float, Outcome] | None = None
+    best: tuple[float, float, PolicyResult] | None = None
     for route in grid:
         for keep in grid:
             outcome = cascade(rows, route, keep)

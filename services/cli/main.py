@@ -97,8 +97,7 @@ def _router(args: argparse.Namespace, settings: StackSettings) -> int:
     from training import estimator, outcomes  # noqa: PLC0415
 
     if args.tool == "label":
-        tiers = {t: (settings.model_url(t), settings.served_model(t)) for t in ("small", "large")}
-        return outcomes.main(args.tool_args, tiers)
+        return outcomes.main(args.tool_args, settings.endpoints())
     return estimator.main(args.tool_args)
 
 

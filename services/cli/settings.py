@@ -76,3 +76,7 @@ class StackSettings(ServiceSettings):
 
     def served_model(self, tier: str) -> str:
         return self.small_model if tier == "small" else self.large_model
+
+    def endpoints(self) -> dict[str, tuple[str, str]]:
+        """tier -> (base URL, served model) of the local vLLM servers: what offline tools call directly."""
+        return {tier: (self.model_url(tier), self.served_model(tier)) for tier in ("small", "large")}

@@ -60,8 +60,6 @@ class Cascade:
         )
         reason, detail = await self._verdict(request, prepared, plan, cheap, deadline)
         if not reason:
-            if not request.sampling.logprobs:
-                del cheap.logprobs[:]
             return cheap
         mark_escalated(response, self._metrics, reason, detail)
         generate.tier = common_pb2.TIER_LARGE

@@ -190,8 +190,8 @@ class Preparer:
     async def embed(
         self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse
     ) -> common_pb2.Embedding:
-        """The request's embedding; empty when off, failed, or needed by nobody: the semantic tier and the
-        router's quality estimator and the semantic store read it, so it is skipped only when the cache is
+        """The request's embedding; empty when off, failed, or read by nobody. The semantic lookup, the
+        semantic store and the router's quality estimator read it, so it is skipped only when the cache is
         bypassed both ways and the request sets its own tier."""
         embedder = self._embedder
         control = request.cache

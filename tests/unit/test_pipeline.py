@@ -111,7 +111,7 @@ async def test_a_judged_cheap_answer_is_not_streamed_before_judging() -> None:
     assert chunks[-1].final.route.escalation_reason.startswith("hedging")
 
 
-async def test_cheap_request_asks_for_logprobs_and_they_are_stripped_unless_asked() -> None:
+async def test_cheap_request_asks_for_logprobs_to_judge_its_answer() -> None:
     gen = generator()
     pipeline, _ = build(FakeStages(), gen)
     reply = await pipeline.complete(ask(), 10.0)
