@@ -11,8 +11,9 @@ of them the fact that answers it, sent as DOCUMENT_KIND_CONTEXT so the compresso
 format JSONL, one request per line: {"messages": [...], "max_tokens": ..., "gold": "...", "grader": "..."}
 (gold optional; grader one of choice | number | exact | contains, default contains: bench/graders.py).
 
-The run is written to runs/RUN_ID/requests.jsonl (one line per request) and runs/RUN_ID/run.json; read
-it with `costmesh report RUN_ID`.
+The run is written to runs/RUN_ID/requests.jsonl (one line per request) and runs/RUN_ID/run.json (with
+what the orchestrator's spot-checks of semantic hits found meanwhile, bench/spotchecks.py); read it with
+`costmesh report RUN_ID`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 
 import grpc
 
+from bench import spotchecks
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.lines import ROLES
 from services.cli.ask import TIERS
@@ -216,6 +218,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--address", default="")
     parser.add_argument("--tier", choices=sorted(TIERS), default="auto", help="large + --no-cache: a baseline run")
     parser.add_argument("--no-cache", action="store_true")
+    parser.add_argument(
+        "--metrics-url", default="", help="the orchestrator's /metrics (default: the local stack's, without --address)"
+    )
+    parser.add_argument("--settle-s", type=float, default=60.0, help="the longest wait for spot-checks in flight")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.requests < 1:
         parser.error("--concurrency and --requests must be >= 1")
@@ -229,7 +235,12 @@ def main(argv: list[str]) -> int:
     folder.mkdir(parents=True)
     started = time.time()
     address = args.address or f"127.0.0.1:{stack.orchestrator_port}"
+    # The orchestrator's /metrics is on the stack's base port (services/cli/components.py).
+    metrics_url = args.metrics_url or ("" if args.address else f"http://127.0.0.1:{stack.metrics_base_port}/metrics")
+    before = spotchecks.read(metrics_url) if metrics_url else None
     done, errors = asyncio.run(replay(items, address, args, folder / "requests.jsonl"))
+    seconds = round(time.time() - started, 1)
+    checked = spotchecks.delta(before, spotchecks.settle(metrics_url, args.settle_s)) if before else None
     (folder / "run.json").write_text(
         json.dumps(
             {
@@ -240,7 +251,8 @@ def main(argv: list[str]) -> int:
                 "concurrency": args.concurrency,
                 "tier": args.tier,
                 "no_cache": args.no_cache,
-                "seconds": round(time.time() - started, 1),
+                "seconds": seconds,
+                "cache_semantic_check": checked,  # the orchestrator's spot-checks (bench/spotchecks.py)
                 # Local stand-ins are priced as the models they stand in for (README, "Models").
                 "tiers": "OpenAI gpt-4o-mini / gpt-4o"
                 if stack.openai_api_key

@@ -5,7 +5,8 @@ The waterfall starts from the baseline (every request on the large model at full
 subtracts what each intervention saved, summed over the requests (the parts add up to baseline - cost).
 Escalation appears as a negative step: what the rejected cheap answers cost. Quality is accuracy where
 the workload has gold answers; with --baseline (a replay run with --tier large --no-cache) it is set
-side by side with the baseline's.
+side by side with the baseline's. cache_semantic_check is the false-hit rate of the semantic hits the
+orchestrator spot-checked during the replay (recorded by bench/replay.py; "not measured" without it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.replay import RUNS
-from bench.stats import percentile
+from bench.stats import percentile, wilson
 
 STEPS = ("cache_exact", "cache_semantic", "routing", "escalation", "compression", "pruning", "prefix_cache", "batch")
 
@@ -67,6 +68,20 @@ def provider_label(rows: list[dict[str, Any]], recorded: str) -> str:
     return "; ".join(parts)
 
 
+def semantic_check(counts: dict[str, Any] | None) -> dict[str, Any] | str:
+    """The spot-checks' verdicts on semantic hits (bench/spotchecks.py): the false-hit rate production sees,
+    disagree / (agree + disagree), with its 95 % Wilson interval. Unclear and error are not verdicts."""
+    if counts is None:
+        return "not measured"
+    judged = counts["agree"] + counts["disagree"]
+    return {
+        **{k: counts[k] for k in ("agree", "disagree", "unclear", "error")},
+        "disagree_rate": round(counts["disagree"] / judged, 4) if judged else None,
+        "disagree_rate_ci95": wilson(counts["disagree"], judged),
+        **{k: counts[k] for k in ("evicted", "skipped", "unfinished", "cost_usd") if k in counts},
+    }
+
+
 def summarize(
     meta: dict[str, Any], rows: list[dict[str, Any]], baseline_rows: list[dict[str, Any]] | None
 ) -> dict[str, Any]:
@@ -100,6 +115,7 @@ def summarize(
         "escalation_rate": round(sum(r["escalated"] for r in answered) / max(1, len(answered)), 4),
         "accuracy": accuracy(ok),
         "baseline_accuracy": accuracy(baseline_rows) if baseline_rows else None,
+        "cache_semantic_check": semantic_check(meta.get("cache_semantic_check")),
     }
 
 
@@ -196,6 +212,7 @@ def main(argv: list[str]) -> int:
         "escalation_rate",
         "accuracy",
         "baseline_accuracy",
+        "cache_semantic_check",
         "tiers",
     ):
         print(f"{key}: {report[key]}")

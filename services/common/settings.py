@@ -12,6 +12,10 @@ from typing import Self
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Variables one service reads under another service's prefix, which that prefix's unknown-key check must
+# let through: COSTMESH_CACHE_VERIFY_SAMPLE is the orchestrator's spot-check share, named so by issue 15.
+BORROWED_ENV = frozenset({"COSTMESH_CACHE_VERIFY_SAMPLE"})
+
 
 class ServiceSettings(BaseSettings):
     """Settings every service has. Subclasses set ``model_config`` with their own env prefix."""
@@ -33,7 +37,11 @@ class ServiceSettings(BaseSettings):
             return self
         known = {name.upper() for name in type(self).model_fields}
         unknown = sorted(
-            key for key in os.environ if key.upper().startswith(prefix) and key[len(prefix) :].upper() not in known
+            key
+            for key in os.environ
+            if key.upper().startswith(prefix)
+            and key[len(prefix) :].upper() not in known
+            and key.upper() not in BORROWED_ENV
         )
         if unknown:
             raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")

@@ -57,6 +57,9 @@ class GrpcStages:
     async def store(self, request: cache_pb2.StoreRequest, timeout_s: float) -> cache_pb2.StoreResponse:
         return await self._cache.Store(request, timeout=timeout_s)
 
+    async def invalidate(self, request: cache_pb2.InvalidateRequest, timeout_s: float) -> cache_pb2.InvalidateResponse:
+        return await self._cache.Invalidate(request, timeout=timeout_s)
+
     async def route(self, request: router_pb2.RouteRequest, timeout_s: float) -> router_pb2.RouteResponse:
         return await self._router.Route(request, timeout=timeout_s)
 

@@ -1,10 +1,12 @@
-"""Orchestrator metrics: outcomes per request, degraded stages, router fallbacks, savings."""
+"""Orchestrator metrics: outcomes per request, degraded stages, router fallbacks, savings, cache spot-checks."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from costmesh.v1 import common_pb2
+
+SPOT_CHECK_OUTCOMES = ("agree", "disagree", "unclear", "error")
 
 
 class OrchestratorMetrics:
@@ -59,6 +61,32 @@ class OrchestratorMetrics:
             ["stage"],
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        # Spot-checks of semantic hits (spotcheck.py). agree / disagree give the false-hit rate; unclear (an
+        # unparseable verdict) and error (the judge failed or timed out) are kept apart so that rate stays honest.
+        self.semantic_checked = Counter(
+            "costmesh_cache_semantic_checked",
+            "Semantic cache hits re-checked by the large tier, by verdict",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in SPOT_CHECK_OUTCOMES:
+            self.semantic_checked.labels(outcome)  # exported at 0, so a scrape before any check reads 0
+        self.semantic_evicted = Counter(
+            "costmesh_cache_semantic_evicted",
+            "Cache entries evicted because the large tier said a semantic hit's answer did not answer",
+            registry=registry,
+        )
+        self.spotcheck_cost = Counter(
+            "costmesh_cache_spotcheck_cost_usd", "Dollars the spot-checks' judge calls cost", registry=registry
+        )
+        self.spotcheck_in_flight = Gauge(
+            "costmesh_cache_spotcheck_in_flight", "Spot-checks scheduled and not finished", registry=registry
+        )
+        self.spotcheck_skipped = Counter(
+            "costmesh_cache_spotcheck_skipped",
+            "Sampled semantic hits left unchecked: too many spot-checks already in flight",
+            registry=registry,
         )
 
     def count_savings(self, tier: str, cost: common_pb2.CostReport) -> None:

@@ -5,8 +5,9 @@ exact cache lookup -> embedding -> (semantic lookup || router) -> (summarizer ||
 
 The stages before the model call are in prepare.py, the plan in plan.py, the cascade (judging the cheap
 answer, escalating once) in cascade.py, the cost merge in ledger.py and the fail-open policy in
-failopen.py. Optional stages fail open (counted, marked degraded in the response); only the model call
-can fail a request. No grpc here: stages are reached through the Stages Protocol.
+failopen.py; spotcheck.py re-checks a sampled share of semantic hits after they are served. Optional
+stages fail open (counted, marked degraded in the response); only the model call can fail a request. No
+grpc here: stages are reached through the Stages Protocol.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from services.orchestrator.failopen import StageRunner, left
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.plan import Plan, QualityTarget, make_plan
 from services.orchestrator.prepare import Budgets, Prepared, Preparer
+from services.orchestrator.spotcheck import SpotChecker
 from services.orchestrator.stages import Generator, Stages
 
 tracer = trace.get_tracer("costmesh.orchestrator")
@@ -43,6 +45,7 @@ class Pipeline:
         embedder: Embedder | None = None,
         escalation: EscalationPolicy | None = None,  # None: the cheap tier's answers are never second-guessed
         quality: QualityTarget | None = None,
+        spot_checker: SpotChecker | None = None,  # None: semantic hits are served unchecked
     ) -> None:
         quality = quality or QualityTarget()
         self._stages = stages
@@ -50,6 +53,7 @@ class Pipeline:
         self._budgets = budgets
         self._metrics = metrics
         self._run = StageRunner(metrics)
+        self._spot_checker = spot_checker
         self._preparer = Preparer(stages, self._run, budgets, default_tier, metrics, embedder, quality)
         self._cascade = (
             None if escalation is None else Cascade(stages, generator, self._run, escalation, budgets, quality, metrics)
@@ -63,6 +67,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         prepared = await self._preparer.prepare(request, deadline)
         if prepared.generate is None:
+            self._served_hit(request, prepared.response)
             return prepared.response
         plan = self._plan(prepared)
         result = await self._generate(request, prepared, plan, deadline)
@@ -74,6 +79,7 @@ class Pipeline:
         deadline = time.monotonic() + timeout_s
         prepared = await self._preparer.prepare(request, deadline)
         if prepared.generate is None:  # cache hit: replay it as a stream
+            self._served_hit(request, prepared.response)
             for chunk in _replay(prepared.response):
                 yield chunk
             return
@@ -99,6 +105,12 @@ class Pipeline:
         if final is None:
             raise BudgetExceeded("the model stream ended without a final response")
         yield orchestrator_pb2.CompletionChunk(final=await self._finish(request, prepared, final, deadline))
+
+    def _served_hit(
+        self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse
+    ) -> None:
+        if self._spot_checker is not None:
+            self._spot_checker.after_hit(request, response)  # schedules, never waits
 
     # ---- plan, model call, store ---------------------------------------------------------------------
 

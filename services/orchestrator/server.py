@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as redis
 
-from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.api import BatchApi
 from services.batch.backends.redis_streams import RedisStreamQueue
 from services.batch.jobs import JobStore
@@ -19,6 +19,7 @@ from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prepare import Budgets
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.spotcheck import SpotCheckConfig, SpotChecker
 from services.orchestrator.warmup import WarmUp
 
 SERVICE_NAME = orchestrator_pb2.DESCRIPTOR.services_by_name["Orchestrator"].full_name
@@ -50,6 +51,12 @@ def escalation_policy(settings: OrchestratorSettings) -> EscalationPolicy | None
     )
 
 
+def spot_checker(settings: OrchestratorSettings, stages: GrpcStages, metrics: OrchestratorMetrics) -> SpotChecker:
+    lane = common_pb2.LANE_BATCH if settings.cache_verify_lane == "batch" else common_pb2.LANE_REALTIME
+    config = SpotCheckConfig(settings.cache_verify_sample, settings.cache_verify_timeout_s, lane)
+    return SpotChecker(stages, stages, metrics, config)
+
+
 def batch_api(settings: OrchestratorSettings) -> BatchApi | None:
     if not settings.batch_redis_url:
         return None
@@ -63,6 +70,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
     metrics = OrchestratorMetrics(service.registry)
     metrics.escalation_baseline.set(settings.escalation_alert_baseline)
     embedder = load_embedder(settings)  # loaded once, at start-up
+    checker = spot_checker(settings, stages, metrics)
     pipeline = Pipeline(
         stages,
         stages,
@@ -72,6 +80,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         embedder,
         escalation_policy(settings),
         QualityTarget(settings.max_quality_loss_pts, settings.tenant_max_quality_loss_pts),
+        checker,
     )
     batch = batch_api(settings)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
@@ -83,5 +92,6 @@ async def build_server(settings: OrchestratorSettings) -> Service:
     service.checks["inference"] = stages.inference_serving
     # Not a dependency (it never reports down): SERVING waits for every stage's first, cold call.
     service.checks["warm_up"] = WarmUp(stages, embedder)
+    service.closers.append(checker.close)  # before the channels its checks use close
     service.closers.append(stages.close)
     return service

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from services.common.settings import ServiceSettings
 
 
 class OrchestratorSettings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="COSTMESH_ORCHESTRATOR_", extra="forbid")
+    # populate_by_name: fields with an alias (below) can still be set by name in code.
+    model_config = SettingsConfigDict(env_prefix="COSTMESH_ORCHESTRATOR_", extra="forbid", populate_by_name=True)
 
     port: int = 50050
     router_addr: str = "127.0.0.1:50051"
@@ -47,3 +48,16 @@ class OrchestratorSettings(ServiceSettings):
     batch_retention_s: int = Field(default=7 * 86_400, gt=0)
     # The escalation rate the alert in deploy/prometheus/rules.yml compares against (exported as a gauge).
     escalation_alert_baseline: float = Field(default=0.25, ge=0.0, le=1.0)
+    # Spot-checks of semantic cache hits (spotcheck.py): the share re-asked of the large tier after serving.
+    # Read as COSTMESH_CACHE_VERIFY_SAMPLE, the name issue 15 gives it (and validation errors use), or under
+    # the orchestrator's prefix; the first wins when both are set.
+    cache_verify_sample: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        validation_alias=AliasChoices("COSTMESH_CACHE_VERIFY_SAMPLE", "COSTMESH_ORCHESTRATOR_CACHE_VERIFY_SAMPLE"),
+    )
+    # Per check, waits for the batch lane's quota included. A batch lane that goes through OpenAI's Batch
+    # API answers in minutes to hours: raise this, or use the realtime lane at real-time prices.
+    cache_verify_timeout_s: float = Field(default=120.0, gt=0)
+    cache_verify_lane: Literal["batch", "realtime"] = "batch"

@@ -32,6 +32,14 @@ class Stages(Protocol):
     ) -> compressor_pb2.CompressResponse: ...
 
 
+class CacheInvalidator(Protocol):
+    """Removes a cache entry from both tiers (the spot-checker evicts what the large tier disagrees with)."""
+
+    async def invalidate(
+        self, request: cache_pb2.InvalidateRequest, timeout_s: float
+    ) -> cache_pb2.InvalidateResponse: ...
+
+
 class Generator(Protocol):
     """The model call, unary or streamed (deltas, then one final GenerateResponse)."""
 
