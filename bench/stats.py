@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 
 
@@ -21,3 +22,13 @@ def summarize_ms(samples_s: list[float]) -> dict[str, float]:
         "p99_ms": round(percentile(ms, 99), 3),
         "max_ms": round(max(ms), 3),
     }
+
+
+def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
+    """95 % Wilson score interval of a rate (None without trials): honest at 0 and at small n."""
+    if n == 0:
+        return None
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]

@@ -41,12 +41,24 @@ STSB_DIFFERENT = 3.0  # score <= this: important information differs (STS guidel
 
 FOW_FILE = "fow_cache/data/pairs.jsonl"
 FOW_SHA256 = "d9378763c7ce3be7931af2713f60c3ad3213baaa070ba7ad535da93e7d56195e"
+# The multi-turn pairs: the deciding context a few turns back (conv-parts) or 40+ turns back (conv-long).
+FOW_CONVERSATIONS = ("conv-parts", "conv-long")
+FOW_TOPICS = ("billing", "retail", "services")
+FOW_CONVERSATION_SHA256 = {
+    "conv-long/billing": "47df322afbb16ffe35e5ad35a0a8fe506844c87d313beae5effda5e841354faf",
+    "conv-long/retail": "c93e46f5fdce73bb04c2020840131ef26b00cb959224b653e67ba76aea0f03c9",
+    "conv-long/services": "3beb058b50e777f69ac8e81bb01c6df1f3ee3ffda61560608d626298712bf040",
+    "conv-parts/billing": "a8074e2f90a7ef73298e59122708bcc208a97defec96fbc991bb9e72f41187b6",
+    "conv-parts/retail": "acc8bfcaf1f3d72d7815d4f91f8d460e74a13a3127631c628b6e2c05298a09a9",
+    "conv-parts/services": "5525be831a096fbae8287c3fda6891efa9afaa496fea607ab48d1d41337ef66e",
+}
+Turns = list[dict[str, str]]
 
 
 @dataclass(frozen=True)
 class Pair:
-    a: str
-    b: str
+    a: str | Turns
+    b: str | Turns
     same_answer: bool
     kind: str
     source: str
@@ -103,7 +115,7 @@ def cut(pairs: list[Pair], limit: int = LIMIT, seed: int = SEED) -> list[Pair]:
     if len(pairs) <= limit:
         return pairs
     rng = random.Random(seed)
-    keep: set[Pair] = set()
+    keep: set[int] = set()
     for label in (True, False):
         group = [p for p in pairs if p.same_answer is label]
         ordered = []
@@ -111,11 +123,27 @@ def cut(pairs: list[Pair], limit: int = LIMIT, seed: int = SEED) -> list[Pair]:
             part = [p for p in group if p.split == split]
             rng.shuffle(part)
             ordered += part
-        keep.update(ordered[: round(limit * len(group) / len(pairs))])
-    return [p for p in pairs if p in keep]
+        keep.update(id(p) for p in ordered[: round(limit * len(group) / len(pairs))])
+    return [p for p in pairs if id(p) in keep]
 
 
-CONVERTERS = {"stsb": stsb_pairs, "fow-cache": fow_pairs}
+def fow_conversation_pairs(package_dir: Path) -> list[Pair]:
+    """fow-cache's conversation pairs, as they are; `kind` is `<part>/<subtype>` (e.g. conv-long/detail_swap)."""
+    pairs = []
+    for part in FOW_CONVERSATIONS:
+        for topic in FOW_TOPICS:
+            path = package_dir / "fow_cache" / "data" / part / f"{topic}.jsonl"
+            checked(path, FOW_CONVERSATION_SHA256[f"{part}/{topic}"])
+            for line in path.read_text(encoding="utf-8").splitlines():
+                row = json.loads(line)
+                turns = [[{"role": m["role"], "content": m["content"]} for m in row[side]] for side in ("a", "b")]
+                pairs.append(
+                    Pair(turns[0], turns[1], bool(row["same_answer"]), f"{part}/{row['subtype']}", "fow-cache")
+                )
+    return pairs
+
+
+CONVERTERS = {"stsb": stsb_pairs, "fow-cache": fow_pairs, "fow-cache-conv": fow_conversation_pairs}
 
 
 def main() -> None:

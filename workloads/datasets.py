@@ -30,10 +30,10 @@ def clinc150(split: str) -> Labelled:
     return [(text, intent) for text, intent in data[split]]
 
 
-def mrpc() -> list[tuple[str, str, bool]]:
-    """(sentence 1, sentence 2, human says paraphrase)."""
+def mrpc(split: str = "test") -> list[tuple[str, str, bool]]:
+    """(sentence 1, sentence 2, human says paraphrase); split "test" or "train"."""
     rows = []
-    with (DATA / "mrpc" / "msr-para-test.tsv").open(encoding="utf-8-sig") as f:
+    with (DATA / "mrpc" / f"msr-para-{split}.tsv").open(encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         next(reader)
         for quality, _, _, first, second in reader:

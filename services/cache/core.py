@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.cache.backends.base import ExactStore, SemanticEntry, SemanticIndex
-from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
+from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial, SemanticMatch
 from services.cache.guard import mismatch
+from services.cache.verifier import Verifier
 from services.common.errors import InvalidInput
 from services.common.validation import check_tenant
 
@@ -53,6 +55,18 @@ class CacheMetrics:
             ["tenant"],
             registry=registry,
         )
+        self.verifier_rejections = Counter(
+            "costmesh_cache_verifier_rejections",
+            "Semantic candidates the verifier judged to need another answer",
+            ["tenant"],
+            registry=registry,
+        )
+        self.verify_latency = Histogram(
+            "costmesh_cache_verify_seconds",
+            "Verifier latency per lookup (all candidates in one batch)",
+            registry=registry,
+            buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1),
+        )
         self.entries = Gauge("costmesh_cache_entries", "Entries held, by tier", ["tier"], registry=registry)
 
 
@@ -68,9 +82,10 @@ class TenantPolicy:
 
     ttl_s: int | None = None
     similarity_threshold: float | None = None
+    verifier_threshold: float | None = None
 
 
-NEIGHBOURS = 3  # semantic candidates checked by the guard before giving up
+NEIGHBOURS = 3  # semantic candidates checked by the guard and the verifier before giving up
 
 
 def cacheable_sampling(temperature: float, controls: Controls) -> str:
@@ -91,6 +106,8 @@ class CacheCore:
         clock: Callable[[], float] = time.time,
         tenants: Mapping[str, TenantPolicy] | None = None,
         max_entries_per_tenant: int = 0,
+        verifier: Verifier | None = None,
+        default_verifier_threshold: float = 0.5,
     ) -> None:
         self._exact = exact
         self._semantic = semantic
@@ -100,6 +117,8 @@ class CacheCore:
         self._clock = clock
         self._tenants = tenants or {}
         self._max_entries = max_entries_per_tenant
+        self._verifier = verifier
+        self._default_verifier_threshold = default_verifier_threshold
 
     def _threshold(self, tenant: str, controls: Controls) -> float:
         if controls.similarity_threshold is not None:
@@ -108,6 +127,14 @@ class CacheCore:
         if policy is not None and policy.similarity_threshold is not None:
             return policy.similarity_threshold
         return self._default_threshold
+
+    def _verifier_threshold(self, tenant: str, controls: Controls) -> float:
+        if controls.verifier_threshold is not None:
+            return controls.verifier_threshold
+        policy = self._tenants.get(tenant)
+        if policy is not None and policy.verifier_threshold is not None:
+            return policy.verifier_threshold
+        return self._default_verifier_threshold
 
     def _ttl(self, tenant: str, controls: Controls) -> int:
         if controls.ttl_s:
@@ -158,7 +185,7 @@ class CacheCore:
             fresh, age = self._fresh(answer, controls)
             if fresh:
                 self._metrics.lookups.labels("exact", material.tenant, "hit").inc()
-                return Decision(HitKind.EXACT, key, similarity=1.0, age_s=age, answer=answer)
+                return Decision(HitKind.EXACT, key, similarity=1.0, age_s=age, answer=answer, entry_key=key)
         self._metrics.lookups.labels("exact", material.tenant, "miss").inc()
         return Decision(HitKind.MISS, key, reason="no exact match" if answer is None else "exact match too old")
 
@@ -184,21 +211,63 @@ class CacheCore:
             return Decision(HitKind.MISS, key, reason="no semantic neighbour", degraded=degraded)
         self._metrics.similarity.observe(matches[0].similarity)
         why = f"nearest similarity {matches[0].similarity:.3f} < threshold {threshold:.2f}"
+        candidates: list[tuple[SemanticMatch, int]] = []
         for match in matches:
             if match.similarity < threshold:
                 break
             fresh, age = self._fresh(match.answer, controls)
             if not fresh:
                 why = "nearest neighbour older than max_age_s"
-                continue
-            if rejected := mismatch(material.query(), match.query):
+            elif rejected := mismatch(material.query(), match.query):
                 self._metrics.guard_rejections.labels(tenant).inc()
                 why = f"false-hit guard: {rejected} (similarity {match.similarity:.3f})"
-                continue
+            else:
+                candidates.append((match, age))
+        decision = await self._verified(material, key, controls, candidates) if candidates else None
+        if decision is not None and decision.kind is HitKind.SEMANTIC:
             self._metrics.lookups.labels("semantic", tenant, "hit").inc()
-            return Decision(HitKind.SEMANTIC, key, similarity=match.similarity, age_s=age, answer=match.answer)
+            return decision
         self._metrics.lookups.labels("semantic", tenant, "miss").inc()
+        if decision is not None:  # every candidate refused by the verifier, or the verifier failed
+            return replace(decision, degraded=decision.degraded or degraded)
         return Decision(HitKind.MISS, key, similarity=matches[0].similarity, reason=why, degraded=degraded)
+
+    async def _verified(
+        self, material: KeyMaterial, key: str, controls: Controls, candidates: list[tuple[SemanticMatch, int]]
+    ) -> Decision:
+        """The nearest candidate the verifier accepts as a hit, else a miss that says why."""
+        best = candidates[0][0]
+        if self._verifier is None:  # rules only
+            match, age = candidates[0]
+            return Decision(
+                HitKind.SEMANTIC, key, match.similarity, age_s=age, answer=match.answer, entry_key=match.key
+            )
+        cut = self._verifier_threshold(material.tenant, controls)
+        started = time.perf_counter()
+        try:
+            # ONNX Runtime releases the GIL: other lookups proceed while this one verifies.
+            scores = await asyncio.to_thread(self._verifier.scores, material.query(), [m.query for m, _ in candidates])
+        except Exception as exc:
+            log.warning("verifier failed, serving a miss: %s", exc)
+            self._metrics.errors.labels("verifier", "lookup").inc()
+            return Decision(HitKind.MISS, key, best.similarity, reason="verifier unavailable", degraded=True)
+        finally:
+            self._metrics.verify_latency.observe(time.perf_counter() - started)
+        for (match, age), score in zip(candidates, scores, strict=True):
+            if score >= cut:
+                return Decision(
+                    HitKind.SEMANTIC,
+                    key,
+                    match.similarity,
+                    age_s=age,
+                    answer=match.answer,
+                    verifier_score=score,
+                    entry_key=match.key,
+                )
+        self._metrics.verifier_rejections.labels(material.tenant).inc()
+        top = max(scores)
+        reason = f"verifier: P(same answer) {top:.3f} < {cut:.2f} (similarity {best.similarity:.3f})"
+        return Decision(HitKind.MISS, key, best.similarity, reason=reason, verifier_score=top)
 
     async def store(
         self,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 _SPACES = re.compile(r"\s+")
-KEY_VERSION = 1  # bump when the recipe changes: old entries then simply miss
+KEY_VERSION = 2  # bump when the recipe changes: old entries then simply miss
 
 
 class HitKind(StrEnum):
@@ -49,16 +49,21 @@ class KeyMaterial:
         )
 
     def context_key(self) -> str:
-        """Everything but the conversation's wording: system prompt, documents, sampling, tier, format.
+        """Everything but the wording of the last user message: system prompt, the earlier conversation,
+        documents, sampling, tier, format.
 
-        A semantic hit may only differ from the request in how the user phrased it, so the semantic tier
-        matches this exactly and compares the conversation by embedding.
+        A semantic hit may only differ from the request in how the user phrased its question, so the
+        semantic tier matches this exactly and compares only that question, by embedding and verifier.
+        The earlier turns are hashed whole, however long: "cancel it" after a streaming plan was named 40
+        turns back must never match "cancel it" after a gym membership, and "£4,500" must not match
+        "£6,500" because the two differ by one token.
         """
         return _sha256_json(
             {
                 "v": KEY_VERSION,
                 "tier": self.tier,
                 "system": [normalize(content) for role, content in self.messages if role == "system"],
+                "earlier": [[role, normalize(content)] for role, content in self._earlier()],
                 "documents": [[kind, normalize(text)] for kind, text in self.documents],
                 "sampling": [list(item) for item in self.sampling],
                 "response_format": self.response_format.strip(),
@@ -71,8 +76,17 @@ class KeyMaterial:
         return int(value) if value.isdigit() else 0
 
     def query(self) -> str:
-        """The user's last message: what the false-hit guard compares."""
-        return next((content for role, content in reversed(self.messages) if role == "user"), "")
+        """The user's last message: what the semantic tier embeds, and the guard and verifier compare."""
+        last = self._last_user()
+        return self.messages[last][1] if last >= 0 else ""
+
+    def _last_user(self) -> int:
+        return next((i for i in range(len(self.messages) - 1, -1, -1) if self.messages[i][0] == "user"), -1)
+
+    def _earlier(self) -> list[tuple[str, str]]:
+        """The conversation around the last user message (system prompt excluded: it is keyed apart)."""
+        last = self._last_user()
+        return [m for i, m in enumerate(self.messages) if i != last and m[0] != "system"]
 
 
 def _sha256_json(value: object) -> str:
@@ -102,11 +116,13 @@ class CachedAnswer:
 
 @dataclass(frozen=True)
 class SemanticMatch:
-    """A neighbour from the semantic tier: its answer, cosine similarity, and the query that produced it."""
+    """A neighbour from the semantic tier: its answer, cosine similarity, the query that produced it, and
+    its exact-tier key (what evicts it)."""
 
     answer: CachedAnswer
     similarity: float
     query: str
+    key: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +133,7 @@ class Controls:
     ttl_s: int = 0
     similarity_threshold: float | None = None
     allow_sampled: bool = False
+    verifier_threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,3 +146,5 @@ class Decision:
     degraded: bool = False
     age_s: int = 0
     answer: CachedAnswer | None = field(default=None, compare=False)
+    verifier_score: float | None = None  # the verifier's P(same answer) for the candidate decided on
+    entry_key: str = ""  # the entry served (a semantic hit's differs from `key`)

@@ -10,6 +10,7 @@ from services.cache.backends.weaviate_index import WeaviateSemanticIndex
 from services.cache.core import CacheCore, CacheMetrics, TenantPolicy
 from services.cache.servicer import CacheServicer
 from services.cache.settings import CacheSettings
+from services.cache.verifier import load_verifier
 from services.common.runtime import Service, new_service
 
 SERVICE_NAME = cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name
@@ -22,7 +23,10 @@ async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCor
         if settings.weaviate_url
         else None
     )
-    tenants = {name: TenantPolicy(p.ttl_s, p.similarity_threshold) for name, p in settings.tenant_policies.items()}
+    tenants = {
+        name: TenantPolicy(p.ttl_s, p.similarity_threshold, p.verifier_threshold)
+        for name, p in settings.tenant_policies.items()
+    }
     return CacheCore(
         exact,
         semantic,
@@ -31,6 +35,8 @@ async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCor
         settings.similarity_threshold,
         tenants=tenants,
         max_entries_per_tenant=settings.max_entries_per_tenant,
+        verifier=load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads),
+        default_verifier_threshold=settings.verifier_threshold,
     )
 
 

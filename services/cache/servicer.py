@@ -43,9 +43,11 @@ def to_controls(c: common_pb2.CacheControl) -> Controls:
     if c.max_age_s < 0 or c.ttl_s < 0:
         raise InvalidInput("max_age_s and ttl_s must be >= 0")
     threshold = c.similarity_threshold if c.HasField("similarity_threshold") else None
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InvalidInput("similarity_threshold must be within [0, 1]")
-    return Controls(c.no_cache, c.no_store, c.max_age_s, c.ttl_s, threshold, c.allow_sampled)
+    verifier = c.verifier_threshold if c.HasField("verifier_threshold") else None
+    for name, value in (("similarity_threshold", threshold), ("verifier_threshold", verifier)):
+        if value is not None and not 0.0 <= value <= 1.0:  # NaN fails this too
+            raise InvalidInput(f"{name} must be within [0, 1], got {value}")
+    return Controls(c.no_cache, c.no_store, c.max_age_s, c.ttl_s, threshold, c.allow_sampled, verifier)
 
 
 def temperature_of(key: cache_pb2.CacheKeyMaterial) -> float:
@@ -88,6 +90,8 @@ def decision_to_proto(d: Decision) -> common_pb2.CacheDecision:
         skipped=d.skipped,
         degraded=d.degraded,
         age_s=d.age_s,
+        verifier_score=d.verifier_score,
+        entry_key=d.entry_key,
     )
 
 

@@ -13,6 +13,7 @@ class TenantPolicySettings(BaseModel):
 
     ttl_s: int | None = Field(default=None, gt=0)
     similarity_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    verifier_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
 class CacheSettings(ServiceSettings):
@@ -23,10 +24,16 @@ class CacheSettings(ServiceSettings):
     weaviate_url: str = "http://127.0.0.1:8090"  # empty: semantic tier off
     weaviate_grpc_port: int = 50061
     default_ttl_s: int = Field(default=24 * 3600, gt=0)
-    # Picked from `costmesh bench cache` (see the README): 0.90 keeps guarded false hits <= 1 % everywhere.
+    # Recall threshold: candidates at or above this cosine go to the guard and the verifier. The pair
+    # (similarity, verifier) is picked by `costmesh cache calibrate` on public labelled pairs (README).
     similarity_threshold: float = Field(default=0.90, ge=0.0, le=1.0)
+    verifier_kind: str = "cross-encoder"
+    # Fine-tuned at setup (training/verifier_fit.py); empty: no verifier, the rules alone decide.
+    verifier_model_dir: str = "~/.cache/costmesh/models/minilm-l6-pair-verifier-v1"
+    verifier_threshold: float = Field(default=0.5, ge=0.0, le=1.0)  # P(same answer) a candidate needs to hit
+    verifier_threads: int = Field(default=1, ge=1)
     backend_timeout_s: float = 0.5
-    # Per-tenant overrides, JSON: {"acme": {"ttl_s": 3600, "similarity_threshold": 0.95}}
+    # Per-tenant overrides, JSON: {"acme": {"ttl_s": 3600, "similarity_threshold": 0.95, "verifier_threshold": 0.9}}
     tenant_policies: dict[str, TenantPolicySettings] = Field(default_factory=dict)
     max_entries_per_tenant: int = Field(default=100_000, ge=0)  # semantic tier; oldest evicted first; 0: no cap
     sweep_interval_s: float = Field(default=60.0, gt=0)  # how often expired / excess entries are removed

@@ -101,6 +101,12 @@ def _router(args: argparse.Namespace, settings: StackSettings) -> int:
     return estimator.main(args.tool_args)
 
 
+def _cache(args: argparse.Namespace, settings: StackSettings) -> int:
+    from bench import cache_calibrate  # noqa: PLC0415 - loads the embedder and the verifier only when asked for
+
+    return cache_calibrate.main(args.tool_args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="costmesh", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -148,6 +154,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("tool", choices=("label", "train"))
     r.add_argument("tool_args", nargs=argparse.REMAINDER)
     r.set_defaults(fn=_router)
+    c = sub.add_parser(
+        "cache", help="offline tools: `calibrate --pairs FILE --max-false-hit-rate R` picks the semantic thresholds"
+    )
+    c.add_argument("tool", choices=("calibrate",))
+    c.add_argument("tool_args", nargs=argparse.REMAINDER)
+    c.set_defaults(fn=_cache)
     return p
 
 

@@ -20,7 +20,6 @@ from services.common.errors import MissingConfig
 
 MODEL_NAME = "all-minilm-l6-v2"
 MAX_TOKENS = 256  # the model was trained on 256-token inputs; longer text is truncated
-CONTEXT_TURNS = 4  # earlier turns folded into a multi-turn request's embedding
 
 
 class Embedder(Protocol):
@@ -68,19 +67,10 @@ def load_minilm(model_dir: str, threads: int) -> OnnxMiniLM:
 
 
 def embedding_text(turns: Sequence[tuple[str, str]]) -> str:
-    """What a request is embedded as: its last user message, preceded by the recent turns before it.
+    """What a request is embedded as: its last user message (the system prompt when it has none).
 
-    Multi-turn requests are embedded with their context, so "and in Spain?" after a question about France
-    never matches a cached "and in Spain?" asked after something else. The last message comes first so
-    truncation to 256 tokens drops old context, never the question.
+    The semantic cache matches the earlier conversation exactly (it is hashed into the entry's context
+    key) and compares only the question by embedding, so folding old turns in here would only blur it.
     """
-    conversation = [(r, c) for r, c in turns if r != "system"]
-    system = " ".join(c for r, c in turns if r == "system")
-    if not conversation:
-        return system
-    *earlier, (_, last) = conversation
-    parts = [last]
-    parts += [f"{role}: {content}" for role, content in reversed(earlier[-CONTEXT_TURNS:])]
-    if system:
-        parts.append(f"system: {system}")
-    return "\n".join(parts)
+    last = next((content for role, content in reversed(turns) if role == "user"), "")
+    return last or " ".join(c for r, c in turns if r == "system")

@@ -58,7 +58,7 @@ class MemorySemanticIndex:
         ]
         scored = sorted(
             (
-                SemanticMatch(e.answer, sum(a * b for a, b in zip(vector, e.vector, strict=True)), e.query)
+                SemanticMatch(e.answer, sum(a * b for a, b in zip(vector, e.vector, strict=True)), e.query, e.key)
                 for e in candidates
             ),
             key=lambda m: -m.similarity,

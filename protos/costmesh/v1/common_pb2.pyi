@@ -215,6 +215,7 @@ class CacheControl(_message.Message):
     TTL_S_FIELD_NUMBER: _builtins.int
     SIMILARITY_THRESHOLD_FIELD_NUMBER: _builtins.int
     ALLOW_SAMPLED_FIELD_NUMBER: _builtins.int
+    VERIFIER_THRESHOLD_FIELD_NUMBER: _builtins.int
     no_cache: _builtins.bool
     """skip lookup"""
     no_store: _builtins.bool
@@ -227,6 +228,8 @@ class CacheControl(_message.Message):
     """semantic tier cosine threshold (unset: tenant / default)"""
     allow_sampled: _builtins.bool
     """cache answers sampled with temperature > 0"""
+    verifier_threshold: _builtins.float
+    """semantic tier verifier cut-off, P(same answer) (unset: tenant / default)"""
     def __init__(
         self,
         *,
@@ -236,14 +239,20 @@ class CacheControl(_message.Message):
         ttl_s: _builtins.int = ...,
         similarity_threshold: _builtins.float | None = ...,
         allow_sampled: _builtins.bool = ...,
+        verifier_threshold: _builtins.float | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_similarity_threshold", b"_similarity_threshold", "similarity_threshold", b"similarity_threshold"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_similarity_threshold", b"_similarity_threshold", "_verifier_threshold", b"_verifier_threshold", "similarity_threshold", b"similarity_threshold", "verifier_threshold", b"verifier_threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_similarity_threshold", b"_similarity_threshold", "allow_sampled", b"allow_sampled", "max_age_s", b"max_age_s", "no_cache", b"no_cache", "no_store", b"no_store", "similarity_threshold", b"similarity_threshold", "ttl_s", b"ttl_s"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_similarity_threshold", b"_similarity_threshold", "_verifier_threshold", b"_verifier_threshold", "allow_sampled", b"allow_sampled", "max_age_s", b"max_age_s", "no_cache", b"no_cache", "no_store", b"no_store", "similarity_threshold", b"similarity_threshold", "ttl_s", b"ttl_s", "verifier_threshold", b"verifier_threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__similarity_threshold: _TypeAlias = _typing.Literal["similarity_threshold"]  # noqa: Y015
     _WhichOneofArgType__similarity_threshold: _TypeAlias = _typing.Literal["_similarity_threshold", b"_similarity_threshold"]  # noqa: Y015
+    _WhichOneofReturnType__verifier_threshold: _TypeAlias = _typing.Literal["verifier_threshold"]  # noqa: Y015
+    _WhichOneofArgType__verifier_threshold: _TypeAlias = _typing.Literal["_verifier_threshold", b"_verifier_threshold"]  # noqa: Y015
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__similarity_threshold) -> _WhichOneofReturnType__similarity_threshold | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__verifier_threshold) -> _WhichOneofReturnType__verifier_threshold | None: ...
 
 Global___CacheControl: _TypeAlias = CacheControl  # noqa: Y015
 
@@ -417,6 +426,8 @@ class CacheDecision(_message.Message):
     SKIPPED_FIELD_NUMBER: _builtins.int
     DEGRADED_FIELD_NUMBER: _builtins.int
     AGE_S_FIELD_NUMBER: _builtins.int
+    VERIFIER_SCORE_FIELD_NUMBER: _builtins.int
+    ENTRY_KEY_FIELD_NUMBER: _builtins.int
     kind: Global___CacheHitKind.ValueType
     similarity: _builtins.float
     """1.0 for exact hits; nearest neighbour's cosine for semantic lookups"""
@@ -430,6 +441,10 @@ class CacheDecision(_message.Message):
     """a backend failed and the lookup failed open"""
     age_s: _builtins.int
     """age of the entry served"""
+    verifier_score: _builtins.float
+    """The verifier's P(same answer) for the semantic candidate decided on (unset: no candidate was verified)."""
+    entry_key: _builtins.str
+    """the entry served: a semantic hit's key differs from `key`"""
     def __init__(
         self,
         *,
@@ -440,12 +455,16 @@ class CacheDecision(_message.Message):
         skipped: _builtins.bool = ...,
         degraded: _builtins.bool = ...,
         age_s: _builtins.int = ...,
+        verifier_score: _builtins.float | None = ...,
+        entry_key: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_verifier_score", b"_verifier_score", "verifier_score", b"verifier_score"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age_s", b"age_s", "degraded", b"degraded", "key", b"key", "kind", b"kind", "reason", b"reason", "similarity", b"similarity", "skipped", b"skipped"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_verifier_score", b"_verifier_score", "age_s", b"age_s", "degraded", b"degraded", "entry_key", b"entry_key", "key", b"key", "kind", b"kind", "reason", b"reason", "similarity", b"similarity", "skipped", b"skipped", "verifier_score", b"verifier_score"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__verifier_score: _TypeAlias = _typing.Literal["verifier_score"]  # noqa: Y015
+    _WhichOneofArgType__verifier_score: _TypeAlias = _typing.Literal["_verifier_score", b"_verifier_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__verifier_score) -> _WhichOneofReturnType__verifier_score | None: ...
 
 Global___CacheDecision: _TypeAlias = CacheDecision  # noqa: Y015
 

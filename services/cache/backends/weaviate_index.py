@@ -93,6 +93,7 @@ class WeaviateSemanticIndex:
                     CachedAnswer.from_json(str(obj.properties["payload"])),
                     1.0 - float(distance),  # cosine distance -> similarity
                     str(obj.properties.get("query") or ""),
+                    str(obj.properties.get("key") or ""),
                 )
             )
         return matches

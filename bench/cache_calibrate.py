@@ -1,0 +1,135 @@
+"""`costmesh cache calibrate --pairs FILE --max-false-hit-rate R`: the cache settings that keep false hits
+under R on labelled pairs, and the recall they cost.
+
+Every pair is scored once, in process, by the cache's own decision pieces: the orchestrator's embedding
+text and embedder, the context key (a multi-turn pair hits only with the same earlier conversation), the
+rule guard and the verifier the cache service loads. A hit at (similarity threshold t, verifier cut-off v)
+is then an exact-key match, or same context, cosine >= t, guard passed and P(same answer) >= v. The grid
+is searched for the pair with the most recall whose false-hit rate stays under R; by default the upper
+end of its 95 % Wilson interval must, so the choice holds on data it was not picked on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bench.stats import wilson
+from services.cache.domain import KeyMaterial
+from services.cache.guard import mismatch
+from services.cache.settings import CacheSettings
+from services.cache.verifier import Verifier, load_verifier
+from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm
+from services.orchestrator.settings import OrchestratorSettings
+from workloads import pairs as pair_file
+
+SIMILARITY_GRID = np.round(np.arange(0.50, 0.995, 0.01), 2)
+VERIFIER_GRID = np.round(np.arange(0.0, 0.995, 0.01), 2)
+
+
+@dataclass(frozen=True)
+class Scored:
+    same: np.ndarray  # bool: the label
+    exact: np.ndarray  # bool: same exact key, a hit whatever the thresholds
+    eligible: np.ndarray  # bool: same context and the guard passed
+    similarity: np.ndarray
+    verifier: np.ndarray  # P(same answer); 1.0 everywhere without a verifier
+
+
+def embed(embedder: OnnxMiniLM, texts: list[str], batch: int = 64) -> np.ndarray:
+    return np.vstack([embedder.embed(texts[i : i + batch]) for i in range(0, len(texts), batch)])
+
+
+def score(pairs: list[pair_file.Pair], verifier: Verifier | None) -> Scored:
+    orchestrator = OrchestratorSettings()
+    embedder = load_minilm(orchestrator.embedding_model_dir, orchestrator.embedding_threads)
+    a = [KeyMaterial("calibrate", p.a) for p in pairs]
+    b = [KeyMaterial("calibrate", p.b) for p in pairs]
+    va = embed(embedder, [embedding_text(p.a) for p in pairs])
+    vb = embed(embedder, [embedding_text(p.b) for p in pairs])
+    return Scored(
+        same=np.array([p.same_answer for p in pairs]),
+        exact=np.array([x.exact_key() == y.exact_key() for x, y in zip(a, b, strict=True)]),
+        eligible=np.array(
+            [
+                x.context_key() == y.context_key() and not mismatch(y.query(), x.query())
+                for x, y in zip(a, b, strict=True)
+            ]
+        ),
+        similarity=(va * vb).sum(axis=1),
+        verifier=np.array(
+            [verifier.scores(y.query(), [x.query()])[0] if verifier else 1.0 for x, y in zip(a, b, strict=True)]
+        ),
+    )
+
+
+def hits(s: Scored, threshold: float, cut: float) -> np.ndarray:
+    return s.exact | (s.eligible & (s.similarity >= threshold) & (s.verifier >= cut))
+
+
+def summary(s: Scored, threshold: float, cut: float) -> dict[str, object]:
+    h = hits(s, threshold, cut)
+    same, different = int(s.same.sum()), int((~s.same).sum())
+    good, bad = int((h & s.same).sum()), int((h & ~s.same).sum())
+    return {
+        "similarity_threshold": float(threshold),
+        "verifier_threshold": float(cut),
+        "pairs": len(s.same),
+        "same": same,
+        "different": different,
+        "recall": round(good / same, 4) if same else None,
+        "recall_ci95": wilson(good, same),
+        "false_hit_rate": round(bad / different, 4) if different else None,
+        "false_hit_ci95": wilson(bad, different),
+        "precision": round(good / (good + bad), 4) if good + bad else None,
+    }
+
+
+def choose(s: Scored, max_rate: float, upper: bool) -> dict[str, object] | None:
+    """The (threshold, cut-off) with the most recall under the bound; ties go to the stricter setting."""
+    best: tuple[int, float, float] | None = None
+    different = max(1, int((~s.same).sum()))
+    for threshold in SIMILARITY_GRID:
+        for cut in VERIFIER_GRID:
+            h = hits(s, float(threshold), float(cut))
+            bad = int((h & ~s.same).sum())
+            interval = wilson(bad, different) or [0.0, 0.0]
+            if (interval[1] if upper else bad / different) > max_rate:
+                continue
+            good = int((h & s.same).sum())
+            if best is None or good > best[0]:
+                best = (good, float(threshold), float(cut))
+    return None if best is None else summary(s, best[1], best[2])
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="costmesh cache calibrate")
+    parser.add_argument("--pairs", type=Path, required=True, help="labelled pairs, JSONL (see workloads/pairs.py)")
+    parser.add_argument("--max-false-hit-rate", type=float, required=True, help="e.g. 0.01")
+    parser.add_argument("--point", action="store_true", help="bound the measured rate, not its 95 %% upper end")
+    parser.add_argument("--tenant", default="", help="print a TENANT_POLICIES entry for this tenant instead")
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.max_false_hit_rate < 1.0:
+        parser.error("--max-false-hit-rate must be within [0, 1)")
+    settings = CacheSettings()
+    verifier = load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads)
+    scored = score(pair_file.read(args.pairs), verifier)
+    current = summary(scored, settings.similarity_threshold, settings.verifier_threshold if verifier else 0.0)
+    print(json.dumps({"current_settings": current}))
+    chosen = choose(scored, args.max_false_hit_rate, upper=not args.point)
+    if chosen is None:
+        print(json.dumps({"error": f"no setting keeps false hits under {args.max_false_hit_rate} on these pairs"}))
+        return 1
+    t, v = chosen["similarity_threshold"], chosen["verifier_threshold"]
+    if args.tenant:
+        policy = {args.tenant: {"similarity_threshold": t, "verifier_threshold": v}}
+        chosen["env"] = {"COSTMESH_CACHE_TENANT_POLICIES": json.dumps(policy)}
+    else:
+        chosen["env"] = {"COSTMESH_CACHE_SIMILARITY_THRESHOLD": str(t), "COSTMESH_CACHE_VERIFIER_THRESHOLD": str(v)}
+    chosen["verifier"] = verifier.name if verifier else None
+    print(json.dumps({"summary": True, "max_false_hit_rate": args.max_false_hit_rate, **chosen}))
+    return 0

@@ -1,0 +1,147 @@
+"""The semantic tier's verifier step and its conversation-aware context key (fake verifier, fake index)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from services.cache.core import CacheCore, CacheMetrics, TenantPolicy
+from services.cache.domain import Controls, HitKind, KeyMaterial
+from tests.unit.fakes import MemoryExactStore, MemorySemanticIndex
+from tests.unit.test_semantic_cache import NOW, answer, ask, unit
+
+
+class ScriptedVerifier:
+    """P(same answer) looked up by the cached question; records what it was asked."""
+
+    name = "scripted"
+
+    def __init__(self, scores: dict[str, float], fail: bool = False) -> None:
+        self._scores = scores
+        self.fail = fail
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def scores(self, query: str, candidates: Sequence[str]) -> list[float]:
+        self.calls.append((query, list(candidates)))
+        if self.fail:
+            raise RuntimeError("onnx session died")
+        return [self._scores.get(c, 0.0) for c in candidates]
+
+
+def core(verifier: ScriptedVerifier | None, registry: CollectorRegistry | None = None, **kw: object) -> CacheCore:
+    metrics = CacheMetrics(registry or CollectorRegistry())
+    return CacheCore(
+        MemoryExactStore(),
+        MemorySemanticIndex(),
+        metrics,
+        3600,
+        0.80,
+        lambda: NOW,
+        verifier=verifier,
+        default_verifier_threshold=0.5,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def test_verifier_accepts_a_paraphrase_and_reports_its_score() -> None:
+    verifier = ScriptedVerifier({"How do I reset my card PIN?": 0.93})
+    c = core(verifier)
+    await c.store(ask("How do I reset my card PIN?"), Controls(), 0.0, unit(1, 0.1), answer())
+    d = await c.lookup(ask("how can I change my card's PIN"), Controls(), 0.0, unit(1, 0.2))
+    assert d.kind is HitKind.SEMANTIC
+    assert d.verifier_score == pytest.approx(0.93)
+    assert d.entry_key == ask("How do I reset my card PIN?").exact_key() != d.key
+    assert verifier.calls == [("how can I change my card's PIN", ["How do I reset my card PIN?"])]
+
+
+async def test_verifier_refuses_a_close_neighbour_with_another_answer() -> None:
+    registry = CollectorRegistry()
+    c = core(ScriptedVerifier({"Can I bring my dog on the train?": 0.04}), registry)
+    await c.store(ask("Can I bring my dog on the train?"), Controls(), 0.0, unit(1, 0.1), answer())
+    d = await c.lookup(ask("Can I bring my cat on the train?"), Controls(), 0.0, unit(1, 0.11))
+    assert d.kind is HitKind.MISS
+    assert d.reason.startswith("verifier:") and d.verifier_score == pytest.approx(0.04)
+    assert registry.get_sample_value("costmesh_cache_verifier_rejections_total", {"tenant": "acme"}) == 1
+
+
+async def test_the_nearest_accepted_candidate_wins_and_all_are_verified_in_one_batch() -> None:
+    verifier = ScriptedVerifier({"Transfer from savings to current": 0.1, "Move money from savings to current": 0.9})
+    c = core(verifier)
+    await c.store(ask("Transfer from savings to current"), Controls(), 0.0, unit(1, 0.05), answer("A"))
+    await c.store(ask("Move money from savings to current"), Controls(), 0.0, unit(1, 0.3), answer("B"))
+    d = await c.lookup(ask("Send money from savings to current"), Controls(), 0.0, unit(1, 0.06))
+    assert d.kind is HitKind.SEMANTIC and d.answer is not None and d.answer.answer == "B"
+    assert len(verifier.calls) == 1 and len(verifier.calls[0][1]) == 2
+
+
+async def test_verifier_cut_off_per_request_and_per_tenant() -> None:
+    verifier = ScriptedVerifier({"How do I reset my card PIN?": 0.7})
+    c = core(verifier, tenants={"strict": TenantPolicy(verifier_threshold=0.9)})
+    for tenant in ("acme", "strict"):
+        await c.store(ask("How do I reset my card PIN?", tenant), Controls(), 0.0, unit(1, 0.1), answer())
+    asked = "how can I change my card's PIN"
+    assert (await c.lookup(ask(asked), Controls(), 0.0, unit(1, 0.2))).kind is HitKind.SEMANTIC
+    assert (await c.lookup(ask(asked, "strict"), Controls(), 0.0, unit(1, 0.2))).kind is HitKind.MISS
+    strict = Controls(verifier_threshold=0.8)
+    assert (await c.lookup(ask(asked), strict, 0.0, unit(1, 0.2))).kind is HitKind.MISS
+
+
+async def test_a_failing_verifier_is_a_degraded_miss_never_an_unverified_hit() -> None:
+    registry = CollectorRegistry()
+    c = core(ScriptedVerifier({}, fail=True), registry)
+    await c.store(ask("How do I reset my card PIN?"), Controls(), 0.0, unit(1, 0.1), answer())
+    d = await c.lookup(ask("how can I change my card's PIN"), Controls(), 0.0, unit(1, 0.2))
+    assert d.kind is HitKind.MISS and d.degraded and "verifier unavailable" in d.reason
+    assert registry.get_sample_value("costmesh_cache_backend_errors_total", {"tier": "verifier", "op": "lookup"}) == 1
+
+
+async def test_guard_rejections_never_reach_the_verifier() -> None:
+    verifier = ScriptedVerifier({"What is the status of order 48213?": 1.0})
+    c = core(verifier)
+    await c.store(ask("What is the status of order 48213?"), Controls(), 0.0, unit(1, 0.1), answer())
+    d = await c.lookup(ask("What is the status of order 48231?"), Controls(), 0.0, unit(1, 0.1))
+    assert d.kind is HitKind.MISS and "guard" in d.reason
+    assert verifier.calls == []
+
+
+def conversation(*turns: str) -> KeyMaterial:
+    roles = ("user", "assistant")
+    return KeyMaterial("acme", tuple((roles[i % 2], t) for i, t in enumerate(turns)))
+
+
+def filler(n: int) -> list[str]:
+    return [f"small talk {i}" for i in range(n)]
+
+
+def test_context_key_carries_the_whole_earlier_conversation() -> None:
+    # What "it" refers to was said 40 turns back; the last message is the same word for word.
+    streaming = conversation("I pay for a video streaming plan.", "Noted.", *filler(40), "Please cancel it.")
+    gym = conversation("I pay for a gym membership.", "Noted.", *filler(40), "Please cancel it.")
+    assert streaming.query() == gym.query() == "Please cancel it."
+    assert streaming.context_key() != gym.context_key()
+    # A detail change far back, too.
+    low = conversation("My limit is £5,000 and I spent £4,500.", "OK.", *filler(10), "Am I over my limit?")
+    high = conversation("My limit is £5,000 and I spent £6,500.", "OK.", *filler(10), "Am I over my limit?")
+    assert low.context_key() != high.context_key()
+
+
+def test_context_key_ignores_only_the_wording_of_the_last_question() -> None:
+    a = conversation("I pay for a gym membership.", "Noted.", "Please cancel it.")
+    b = conversation("I pay for a gym  membership.", "Noted.", "Could you cancel it for me?")
+    assert a.context_key() == b.context_key()
+    assert a.exact_key() != b.exact_key()
+    # The same earlier turns with the roles swapped are another conversation.
+    swapped = KeyMaterial("acme", (("assistant", "I pay for a gym membership."), ("user", "Noted."), ("user", "x")))
+    assert swapped.context_key() != a.context_key()
+
+
+async def test_same_follow_up_after_another_conversation_never_hits() -> None:
+    c = core(ScriptedVerifier({"Please cancel it.": 1.0}))
+    stored = conversation("I pay for a video streaming plan.", "Noted.", *filler(40), "Please cancel it.")
+    await c.store(stored, Controls(), 0.0, unit(1, 0.1), answer())
+    other = conversation("I pay for a gym membership.", "Noted.", *filler(40), "Please cancel it.")
+    assert (await c.lookup(other, Controls(), 0.0, unit(1, 0.1))).kind is HitKind.MISS
+    same = conversation("I pay for a video streaming plan.", "Noted.", *filler(40), "Cancel it please.")
+    assert (await c.lookup(same, Controls(), 0.0, unit(1, 0.1))).kind is HitKind.SEMANTIC
