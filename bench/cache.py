@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,12 +31,28 @@ from services.cache.backends.weaviate_index import WeaviateSemanticIndex
 from services.cache.core import CacheCore, CacheMetrics
 from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial
 from services.cache.settings import CacheSettings
-from services.cache.verifier import load_verifier
+from services.cache.verifier import Verifier, load_verifier
 from services.cli.settings import StackSettings
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
 from workloads import datasets
 from workloads import pairs as pair_file
+
+
+class TimedVerifier:
+    """The service's verifier, timing each call (one per lookup that reaches it)."""
+
+    def __init__(self, inner: Verifier) -> None:
+        self._inner = inner
+        self.name = inner.name
+        self.seconds: list[float] = []
+
+    def scores(self, query: str, candidates: Sequence[str]) -> list[float]:
+        started = time.perf_counter()
+        try:
+            return self._inner.scores(query, candidates)
+        finally:
+            self.seconds.append(time.perf_counter() - started)
 
 
 def _texts(size: int) -> list[str]:
@@ -67,7 +84,8 @@ async def latency(embedder: OnnxMiniLM, sizes: list[int], lookups: int) -> list[
     stack, settings = StackSettings(), CacheSettings()
     store = RedisExactStore(f"redis://127.0.0.1:{stack.redis_port}/0", 1.0)
     index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{stack.weaviate_port}", stack.weaviate_grpc_port)
-    verifier = load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads)
+    loaded = load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads)
+    verifier = TimedVerifier(loaded) if loaded else None
     metrics = CacheMetrics(CollectorRegistry())
     core = CacheCore(
         store,
@@ -83,11 +101,13 @@ async def latency(embedder: OnnxMiniLM, sizes: list[int], lookups: int) -> list[
     rows: list[dict[str, object]] = []
     tenant = f"bench{uuid.uuid4().hex[:8]}"
     texts = _texts(max(sizes))
-    loaded = 0
+    filled = 0
     try:
         for size in sorted(sizes):
-            await _fill(index, store, embedder, tenant, texts[loaded:size])
-            loaded = size
+            await _fill(index, store, embedder, tenant, texts[filled:size])
+            filled = size
+            if verifier:
+                verifier.seconds.clear()
             exact, embedding, search, semantic, verified = [], [], [], [], 0
             for i in range(lookups):
                 material = KeyMaterial(tenant, (("user", queries[i % len(queries)]),))
@@ -104,12 +124,14 @@ async def latency(embedder: OnnxMiniLM, sizes: list[int], lookups: int) -> list[
                 semantic.append(done - started)
                 verified += decision.verifier_score is not None
                 assert decision.kind is not HitKind.EXACT
-            measured = (
+            measured: list[tuple[str, list[float]]] = [
                 ("exact", exact),
                 ("embedding", embedding),
                 ("semantic_lookup", search),  # both tiers asked, guard and verifier included, embedding excluded
                 ("semantic_with_embedding", semantic),
-            )
+            ]
+            if verifier and verifier.seconds:
+                measured.append(("verification", verifier.seconds))  # the lookups whose candidates reached it
             for tier, samples in measured:
                 row = {"bench": "cache", "latency": tier, "entries": size, **summarize_ms(samples)}
                 if tier == "semantic_lookup":

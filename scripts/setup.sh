@@ -60,3 +60,15 @@ bash scripts/setup-litellm-env.sh
 step "models in $MODELS_DIR"
 # The large tier `make run` serves (1.5B), and the faster stand-in `make test` serves in its place (0.5B).
 TQDM_DISABLE=1 .venv-models/bin/python scripts/prepare_models.py "$MODELS_DIR" small large-1.5b large-0.5b embedder lingua
+
+step "cache verifier in $MODELS_DIR"
+# No package ships a duplicate-question cross-encoder, so the verifier is fine-tuned here once from the
+# packaged all-MiniLM-L6-v2 on public pairs (training/verifier_data.py): ~17 minutes on two cores.
+# The folder name carries the recipe version: a new recipe trains a new folder.
+VERIFIER="$MODELS_DIR/minilm-l6-pair-verifier-v1"
+if [ ! -f "$VERIFIER/costmesh-source.json" ]; then
+  .venv/bin/python -m training.verifier_data --out "$MODELS_DIR/verifier-pairs-v1.jsonl"
+  PYTHONUNBUFFERED=1 .venv-models/bin/python -m training.verifier_fit "$MODELS_DIR/verifier-pairs-v1.jsonl" "$VERIFIER"
+else
+  echo "verifier: ready at $VERIFIER"
+fi
