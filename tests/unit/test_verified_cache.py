@@ -66,14 +66,19 @@ async def test_verifier_refuses_a_close_neighbour_with_another_answer() -> None:
     assert registry.get_sample_value("costmesh_cache_verifier_rejections_total", {"tenant": "acme"}) == 1
 
 
-async def test_the_nearest_accepted_candidate_wins_and_all_are_verified_in_one_batch() -> None:
+async def test_only_the_nearest_candidate_the_guard_passes_is_verified() -> None:
     verifier = ScriptedVerifier({"Transfer from savings to current": 0.1, "Move money from savings to current": 0.9})
     c = core(verifier)
     await c.store(ask("Transfer from savings to current"), Controls(), 0.0, unit(1, 0.05), answer("A"))
     await c.store(ask("Move money from savings to current"), Controls(), 0.0, unit(1, 0.3), answer("B"))
     d = await c.lookup(ask("Send money from savings to current"), Controls(), 0.0, unit(1, 0.06))
-    assert d.kind is HitKind.SEMANTIC and d.answer is not None and d.answer.answer == "B"
-    assert len(verifier.calls) == 1 and len(verifier.calls[0][1]) == 2
+    assert d.kind is HitKind.MISS and d.verifier_score == pytest.approx(0.1)
+    assert verifier.calls == [("Send money from savings to current", ["Transfer from savings to current"])]
+    # A nearer neighbour the guard refuses does not use up the verifier's turn.
+    await c.store(ask("Send money from current to savings"), Controls(), 0.0, unit(1, 0.061), answer("C"))
+    verifier.calls.clear()
+    d = await c.lookup(ask("Please send money from savings to current"), Controls(), 0.0, unit(1, 0.06))
+    assert verifier.calls == [("Please send money from savings to current", ["Transfer from savings to current"])]
 
 
 async def test_verifier_cut_off_per_request_and_per_tenant() -> None:
