@@ -143,8 +143,10 @@ async def test_semantic_tier_and_guard_through_the_cache_core(infra: StackSettin
         assert far.kind is HitKind.MISS
         strict = await core.lookup(paraphrase, Controls(similarity_threshold=0.9999), 0.0, unit(1, 0.15, 0, 0))
         assert strict.kind is HitKind.MISS
-        negated = KeyMaterial(t, (("user", "I do not want to reset my card PIN"),))
-        guarded = await core.lookup(negated, Controls(), 0.0, unit(1, 0.1, 0, 0))
+        cancel = KeyMaterial(t, (("user", "Please cancel my card"),))
+        assert (await core.store(cancel, Controls(), 0.0, unit(0, 0, 1, 0.1), answer("Cancelled.")))[0]
+        negated = KeyMaterial(t, (("user", "Please don't cancel my card"),))
+        guarded = await core.lookup(negated, Controls(), 0.0, unit(0, 0, 1, 0.1))
         assert guarded.kind is HitKind.MISS
         assert "negation" in guarded.reason
     finally:
