@@ -124,20 +124,20 @@ class CacheCore:
         self._default_verifier_threshold = default_verifier_threshold
 
     def _threshold(self, tenant: str, controls: Controls) -> float:
-        if controls.similarity_threshold is not None:
-            return controls.similarity_threshold
-        policy = self._tenants.get(tenant)
-        if policy is not None and policy.similarity_threshold is not None:
-            return policy.similarity_threshold
-        return self._default_threshold
+        return self._setting(tenant, controls.similarity_threshold, "similarity_threshold", self._default_threshold)
 
     def _verifier_threshold(self, tenant: str, controls: Controls) -> float:
-        if controls.verifier_threshold is not None:
-            return controls.verifier_threshold
+        return self._setting(
+            tenant, controls.verifier_threshold, "verifier_threshold", self._default_verifier_threshold
+        )
+
+    def _setting(self, tenant: str, requested: float | None, name: str, default: float) -> float:
+        """The request's value, else the tenant's override, else the service default."""
+        if requested is not None:
+            return requested
         policy = self._tenants.get(tenant)
-        if policy is not None and policy.verifier_threshold is not None:
-            return policy.verifier_threshold
-        return self._default_verifier_threshold
+        value = getattr(policy, name) if policy is not None else None
+        return default if value is None else float(value)
 
     def _ttl(self, tenant: str, controls: Controls) -> int:
         if controls.ttl_s:
