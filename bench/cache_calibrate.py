@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.stats import wilson
-from services.cache.domain import KeyMaterial
+from services.cache.domain import KeyMaterial, wording
 from services.cache.guard import mismatch
 from services.cache.settings import CacheSettings
 from services.cache.verifier import Verifier, load_verifier
@@ -64,8 +64,14 @@ def score(pairs: list[pair_file.Pair], verifier: Verifier | None) -> Scored:
             ]
         ),
         similarity=(va * vb).sum(axis=1),
+        # The cache serves a candidate worded the same (bar case, punctuation, articles) unverified.
         verifier=np.array(
-            [verifier.scores(y.query(), [x.query()])[0] if verifier else 1.0 for x, y in zip(a, b, strict=True)]
+            [
+                1.0
+                if not verifier or wording(x.query()) == wording(y.query())
+                else verifier.scores(y.query(), [x.query()])[0]
+                for x, y in zip(a, b, strict=True)
+            ]
         ),
     )
 

@@ -12,7 +12,15 @@ from enum import Enum
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from services.cache.backends.base import ExactStore, SemanticEntry, SemanticIndex
-from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial, SemanticMatch
+from services.cache.domain import (
+    CachedAnswer,
+    Controls,
+    Decision,
+    HitKind,
+    KeyMaterial,
+    SemanticMatch,
+    wording,
+)
 from services.cache.guard import mismatch
 from services.cache.verifier import Verifier
 from services.common.errors import InvalidInput
@@ -240,8 +248,9 @@ class CacheCore:
     ) -> Decision:
         """The nearest candidate the verifier accepts as a hit, else a miss that says why."""
         best = candidates[0][0]
-        if self._verifier is None:  # rules only
-            match, age = candidates[0]
+        match, age = candidates[0]
+        # Rules only, or the same words bar case, punctuation and articles: nothing for a model to decide.
+        if self._verifier is None or wording(match.query) == wording(material.query()):
             return Decision(
                 HitKind.SEMANTIC, key, match.similarity, age_s=age, answer=match.answer, entry_key=match.key
             )

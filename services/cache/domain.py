@@ -23,6 +23,18 @@ def normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip().lower()
 
 
+_TOKENS = re.compile(r"[\w'£$€%]+")
+# Words whose presence never changes what is asked. Negations, quantifiers and pronouns are not here.
+_FILLER = frozenset({"a", "an", "the", "please", "pls", "kindly", "hi", "hello", "hey", "thanks"})
+
+
+def wording(text: str) -> tuple[str, ...]:
+    """The words that carry a question, in order: case, punctuation, articles and pleasantries dropped.
+    Two questions with the same wording ask the same thing ("Is the order 48213 delayed??" / "is order
+    48213 delayed"), so the semantic tier serves them without asking the verifier."""
+    return tuple(w for w in _TOKENS.findall(text.lower()) if w not in _FILLER)
+
+
 @dataclass(frozen=True)
 class KeyMaterial:
     """Everything that changes the answer. Two requests share a key only if all of it matches."""

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.cache.core import CacheCore, CacheMetrics, TenantPolicy
-from services.cache.domain import Controls, HitKind, KeyMaterial
+from services.cache.domain import Controls, HitKind, KeyMaterial, wording
 from tests.unit.fakes import MemoryExactStore, MemorySemanticIndex
 from tests.unit.test_semantic_cache import NOW, answer, ask, unit
 
@@ -150,3 +150,30 @@ async def test_same_follow_up_after_another_conversation_never_hits() -> None:
     assert (await c.lookup(other, Controls(), 0.0, unit(1, 0.1))).kind is HitKind.MISS
     same = conversation("I pay for a video streaming plan.", "Noted.", *filler(40), "Cancel it please.")
     assert (await c.lookup(same, Controls(), 0.0, unit(1, 0.1))).kind is HitKind.SEMANTIC
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is order 48213 delayed?", "is the order 48213 delayed??"),
+        ("Hi, how do I reset my PIN?", "How do I reset my PIN, please"),
+    ],
+)
+async def test_the_same_words_hit_without_the_verifier(cached: str, asked: str) -> None:
+    verifier = ScriptedVerifier({})  # would refuse everything
+    c = core(verifier)
+    await c.store(ask(cached), Controls(), 0.0, unit(1, 0.1), answer())
+    d = await c.lookup(ask(asked), Controls(), 0.0, unit(1, 0.1))
+    assert d.kind is HitKind.SEMANTIC and d.verifier_score is None and verifier.calls == []
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("Is order 48213 delayed?", "Is order 48213 not delayed?"),  # a negation is a word that counts
+        ("Can I cancel it?", "Can you cancel it?"),  # so are pronouns
+        ("Is it refundable?", "Is it refundable for all?"),
+    ],
+)
+def test_wording_keeps_every_word_that_can_change_the_answer(cached: str, asked: str) -> None:
+    assert wording(cached) != wording(asked)
