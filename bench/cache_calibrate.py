@@ -5,10 +5,11 @@ Every pair is scored once, in process, by the cache's own decision pieces: the o
 text and embedder, the context key (a multi-turn pair hits only with the same earlier conversation), the
 rule guard and the verifier the cache service loads. A hit at (similarity threshold t, verifier cut-off v)
 is then an exact-key match, or same context, cosine >= t, guard passed and P(same answer) >= v. The grid
-is searched for the pair with the most recall whose false-hit rate stays under R, also one step looser
-on both axes; with --upper, the upper end of its 95 % Wilson interval must (strict: with a few hundred
-different pairs it allows no false hit at all). A set is a sample: ask for about half the rate you
-need on new data (the README's default was picked with R = 0.005 for a 1 % goal).
+is searched for the pair with the most recall whose false-hit rate stays under R, also a margin
+looser on both axes (0.03 cosine, 0.05 probability); with --upper, the upper end of its 95 % Wilson
+interval must (strict: with a few hundred different pairs it allows no false hit at all). A set is a
+sample: ask for about half the rate you need on new data (the README's default was picked with
+R = 0.005 for a 1 % goal).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.stats import wilson
-from services.cache.domain import KeyMaterial, wording
+from services.cache.domain import KeyMaterial, same_wording
 from services.cache.guard import mismatch
 from services.cache.settings import CacheSettings
 from services.cache.verifier import Verifier, load_verifier
@@ -68,7 +69,7 @@ def score(pairs: list[pair_file.Pair], verifier: Verifier | None) -> Scored:
         verifier=np.array(
             [
                 1.0
-                if not verifier or wording(x.query()) == wording(y.query())
+                if not verifier or same_wording(x.query(), y.query())
                 else verifier.scores(y.query(), [x.query()])[0]
                 for x, y in zip(a, b, strict=True)
             ]
@@ -133,21 +134,26 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not 0.0 <= args.max_false_hit_rate < 1.0:
         parser.error("--max-false-hit-rate must be within [0, 1)")
+    pairs = pair_file.read(args.pairs)  # a bad file stops here, before any model loads
     settings = CacheSettings()
     verifier = load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads)
-    scored = score(pair_file.read(args.pairs), verifier)
+    scored = score(pairs, verifier)
     current = summary(scored, settings.similarity_threshold, settings.verifier_threshold if verifier else 0.0)
     print(json.dumps({"current_settings": current}))
     chosen = choose(scored, args.max_false_hit_rate, upper=args.upper)
     if chosen is None:
         print(json.dumps({"error": f"no setting keeps false hits under {args.max_false_hit_rate} on these pairs"}))
         return 1
-    t, v = chosen["similarity_threshold"], chosen["verifier_threshold"]
+    t = chosen["similarity_threshold"]
+    v = chosen["verifier_threshold"] if verifier else None  # without a verifier the cut-off means nothing
+    chosen["verifier_threshold"] = v
     if args.tenant:
-        policy = {args.tenant: {"similarity_threshold": t, "verifier_threshold": v}}
-        chosen["env"] = {"COSTMESH_CACHE_TENANT_POLICIES": json.dumps(policy)}
-    else:
+        override = {"similarity_threshold": t} | ({"verifier_threshold": v} if verifier else {})
+        chosen["env"] = {"COSTMESH_CACHE_TENANT_POLICIES": json.dumps({args.tenant: override})}
+    elif verifier:
         chosen["env"] = {"COSTMESH_CACHE_SIMILARITY_THRESHOLD": str(t), "COSTMESH_CACHE_VERIFIER_THRESHOLD": str(v)}
+    else:
+        chosen["env"] = {"COSTMESH_CACHE_SIMILARITY_THRESHOLD_WITHOUT_VERIFIER": str(t)}
     chosen["verifier"] = verifier.name if verifier else None
     print(json.dumps({"summary": True, "max_false_hit_rate": args.max_false_hit_rate, **chosen}))
     return 0

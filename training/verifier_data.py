@@ -202,7 +202,7 @@ def build(seed: int = SEED) -> list[Row]:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="costmesh cache verifier-data")
+    parser = argparse.ArgumentParser(prog="python -m training.verifier_data")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args(argv)

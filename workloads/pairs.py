@@ -42,9 +42,9 @@ def read(path: Path) -> list[Pair]:
     """Every pair in the file; a malformed line stops the run with its line number (SystemExit)."""
     pairs = []
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise SystemExit(f"cannot read pairs file: {e}") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise SystemExit(f"cannot read pairs file {path}: {e}") from None
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import Enum
 
@@ -19,7 +20,7 @@ from services.cache.domain import (
     HitKind,
     KeyMaterial,
     SemanticMatch,
-    wording,
+    same_wording,
 )
 from services.cache.guard import mismatch
 from services.cache.verifier import Verifier
@@ -118,7 +119,8 @@ class CacheCore:
         tenants: Mapping[str, TenantPolicy] | None = None,
         max_entries_per_tenant: int = 0,
         verifier: Verifier | None = None,
-        default_verifier_threshold: float = 0.5,
+        default_verifier_threshold: float = 0.93,
+        verify_timeout_s: float = 0.5,
     ) -> None:
         self._exact = exact
         self._semantic = semantic
@@ -130,6 +132,8 @@ class CacheCore:
         self._max_entries = max_entries_per_tenant
         self._verifier = verifier
         self._default_verifier_threshold = default_verifier_threshold
+        self._verify_timeout_s = verify_timeout_s
+        self._verify_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verifier")
 
     def _threshold(self, tenant: str, controls: Controls) -> float:
         return self._setting(tenant, controls.similarity_threshold, "similarity_threshold", self._default_threshold)
@@ -250,17 +254,23 @@ class CacheCore:
         best = candidates[0][0]
         match, age = candidates[0]
         # Rules only, or the same words bar case, punctuation and articles: nothing for a model to decide.
-        if self._verifier is None or wording(match.query) == wording(material.query()):
+        if self._verifier is None or same_wording(match.query, material.query()):
             return Decision(
                 HitKind.SEMANTIC, key, match.similarity, age_s=age, answer=match.answer, entry_key=match.key
             )
         cut = self._verifier_threshold(material.tenant, controls)
+        questions = [m.query for m, _ in candidates]
         started = time.perf_counter()
         try:
-            # ONNX Runtime releases the GIL: other lookups proceed while this one verifies.
-            scores = await asyncio.to_thread(self._verifier.scores, material.query(), [m.query for m, _ in candidates])
+            # One verification at a time (each uses both cores); ONNX Runtime releases the GIL meanwhile.
+            pending = asyncio.get_running_loop().run_in_executor(
+                self._verify_pool, self._verifier.scores, material.query(), questions
+            )
+            scores = [float(p) for p in await asyncio.wait_for(pending, self._verify_timeout_s)]
+            if len(scores) != len(questions) or not all(0.0 <= p <= 1.0 for p in scores):
+                raise ValueError(f"verifier returned {scores!r} for {len(questions)} candidates")
         except Exception as exc:
-            log.warning("verifier failed, serving a miss: %s", exc)
+            log.warning("verifier failed, serving a miss: %r", exc)
             self._metrics.errors.labels("verifier", "lookup").inc()
             return Decision(HitKind.MISS, key, best.similarity, reason="verifier unavailable", degraded=True)
         finally:
@@ -353,6 +363,7 @@ class CacheCore:
         return self._semantic is None or await self._semantic.healthy()
 
     async def close(self) -> None:
+        self._verify_pool.shutdown(wait=False, cancel_futures=True)
         await self._exact.close()
         if self._semantic is not None:
             await self._semantic.close()

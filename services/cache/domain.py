@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 _SPACES = re.compile(r"\s+")
-KEY_VERSION = 2  # bump when the recipe changes: old entries then simply miss
+KEY_VERSION = 1  # bump when the exact key's recipe changes: old entries then simply miss
+CONTEXT_VERSION = 2  # the same for the semantic tier's context key (2: every earlier turn is in it)
 
 
 class HitKind(StrEnum):
@@ -23,16 +24,23 @@ def normalize(text: str) -> str:
     return _SPACES.sub(" ", text).strip().lower()
 
 
-_TOKENS = re.compile(r"[\w'£$€%]+")
-# Words whose presence never changes what is asked. Negations, quantifiers and pronouns are not here.
+_TOKENS = re.compile(r"\w+|[^\w\s]")
+# What never changes what is asked: sentence punctuation and quotes, articles, pleasantries. Symbols
+# (< > + - = # /) and negations, quantifiers and pronouns all count.
+_IGNORED = frozenset({"?", ".", "!", ",", ";", ":", '"', "'", "\u201c", "\u201d", "\u2018", "\u2019"})
 _FILLER = frozenset({"a", "an", "the", "please", "pls", "kindly", "hi", "hello", "hey", "thanks"})
 
 
 def wording(text: str) -> tuple[str, ...]:
-    """The words that carry a question, in order: case, punctuation, articles and pleasantries dropped.
-    Two questions with the same wording ask the same thing ("Is the order 48213 delayed??" / "is order
-    48213 delayed"), so the semantic tier serves them without asking the verifier."""
-    return tuple(w for w in _TOKENS.findall(text.lower()) if w not in _FILLER)
+    """The words and symbols that carry a question, in order: case, sentence punctuation, articles and
+    pleasantries dropped. Two questions with the same non-empty wording ask the same thing ("Is the order
+    48213 delayed??" / "is order 48213 delayed"), so the semantic tier serves them without the verifier."""
+    return tuple(w for w in _TOKENS.findall(text.lower()) if w not in _IGNORED and w not in _FILLER)
+
+
+def same_wording(a: str, b: str) -> bool:
+    words = wording(a)
+    return bool(words) and words == wording(b)
 
 
 @dataclass(frozen=True)
@@ -72,10 +80,11 @@ class KeyMaterial:
         """
         return _sha256_json(
             {
-                "v": KEY_VERSION,
+                "v": CONTEXT_VERSION,
                 "tier": self.tier,
                 "system": [normalize(content) for role, content in self.messages if role == "system"],
                 "earlier": [[role, normalize(content)] for role, content in self._earlier()],
+                "question_at": self._last_user(),  # turns after the question are context too
                 "documents": [[kind, normalize(text)] for kind, text in self.documents],
                 "sampling": [list(item) for item in self.sampling],
                 "response_format": self.response_format.strip(),

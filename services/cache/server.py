@@ -27,16 +27,19 @@ async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCor
         name: TenantPolicy(p.ttl_s, p.similarity_threshold, p.verifier_threshold)
         for name, p in settings.tenant_policies.items()
     }
+    verifier = load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads)
+    threshold = settings.similarity_threshold if verifier else settings.similarity_threshold_without_verifier
     return CacheCore(
         exact,
         semantic,
         metrics,
         settings.default_ttl_s,
-        settings.similarity_threshold,
+        threshold,
         tenants=tenants,
         max_entries_per_tenant=settings.max_entries_per_tenant,
-        verifier=load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads),
+        verifier=verifier,
         default_verifier_threshold=settings.verifier_threshold,
+        verify_timeout_s=settings.backend_timeout_s,
     )
 
 

@@ -11,6 +11,7 @@ from services.cache.core import CacheCore, Tiers
 from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
 from services.common.contracts import TIER_NAMES, TIERS_BY_NAME, role_pairs
 from services.common.errors import InvalidInput
+from services.common.validation import check_cache_control
 
 _TIERS = {
     cache_pb2.LOOKUP_TIERS_UNSPECIFIED: Tiers.BOTH,
@@ -40,13 +41,9 @@ def to_material(key: cache_pb2.CacheKeyMaterial) -> KeyMaterial:
 
 
 def to_controls(c: common_pb2.CacheControl) -> Controls:
-    if c.max_age_s < 0 or c.ttl_s < 0:
-        raise InvalidInput("max_age_s and ttl_s must be >= 0")
+    check_cache_control(c)
     threshold = c.similarity_threshold if c.HasField("similarity_threshold") else None
     verifier = c.verifier_threshold if c.HasField("verifier_threshold") else None
-    for name, value in (("similarity_threshold", threshold), ("verifier_threshold", verifier)):
-        if value is not None and not 0.0 <= value <= 1.0:  # NaN fails this too
-            raise InvalidInput(f"{name} must be within [0, 1], got {value}")
     return Controls(c.no_cache, c.no_store, c.max_age_s, c.ttl_s, threshold, c.allow_sampled, verifier)
 
 

@@ -37,5 +37,7 @@ def load_verifier(kind: str, model_dir: str, threads: int) -> Verifier | None:
     if kind not in _LOADERS:
         raise MissingConfig(f"unknown verifier kind {kind!r}; known: {sorted(_LOADERS)}")
     if not (folder / "model.onnx").exists():
-        raise MissingConfig(f"no verifier model in {folder}: run `make setup` (or set VERIFIER_MODEL_DIR='')")
+        raise MissingConfig(
+            f"no verifier model in {folder}: run `make setup` (or COSTMESH_CACHE_VERIFIER_MODEL_DIR='': rules alone)"
+        )
     return _LOADERS[kind](folder, threads)

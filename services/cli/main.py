@@ -12,6 +12,7 @@ from services.cli import ask as ask_cmd
 from services.cli import batch as batch_cmd
 from services.cli import stack
 from services.cli.settings import StackSettings
+from services.common.errors import MissingConfig
 
 
 def _up(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -102,9 +103,15 @@ def _router(args: argparse.Namespace, settings: StackSettings) -> int:
 
 
 def _cache(args: argparse.Namespace, settings: StackSettings) -> int:
+    from pydantic import ValidationError  # noqa: PLC0415
+
     from bench import cache_calibrate  # noqa: PLC0415 - loads the embedder and the verifier only when asked for
 
-    return cache_calibrate.main(args.tool_args)
+    try:
+        return cache_calibrate.main(args.tool_args)
+    except (MissingConfig, ValidationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def parser() -> argparse.ArgumentParser:

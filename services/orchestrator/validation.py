@@ -9,7 +9,7 @@ import jsonschema
 from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.contracts import role_pairs
 from services.common.errors import InvalidInput
-from services.common.validation import check_tenant
+from services.common.validation import check_cache_control, check_tenant
 
 MAX_MESSAGES = 1000
 MAX_TEMPERATURE = 2.0
@@ -33,11 +33,7 @@ def validate(request: orchestrator_pb2.CompletionRequest) -> None:
         raise InvalidInput("sampling.top_p must be within (0, 1]")
     if s.max_tokens < 0:
         raise InvalidInput("sampling.max_tokens must be >= 0")
-    c = request.cache
-    if c.max_age_s < 0 or c.ttl_s < 0:
-        raise InvalidInput("cache.max_age_s and cache.ttl_s must be >= 0")
-    if c.HasField("similarity_threshold") and not 0.0 <= c.similarity_threshold <= 1.0:
-        raise InvalidInput("cache.similarity_threshold must be within [0, 1]")
+    check_cache_control(request.cache, "cache.")
     if request.response_format:
         check_schema(request.response_format)
     if request.tier not in (common_pb2.TIER_UNSPECIFIED, common_pb2.TIER_SMALL, common_pb2.TIER_LARGE):

@@ -86,3 +86,11 @@ def test_sampling_ranges_checked() -> None:
     r.cache.similarity_threshold = 1.5
     with pytest.raises(InvalidInput, match="similarity_threshold"):
         validate(r)
+
+
+@pytest.mark.parametrize("value", [float("nan"), -0.1, 5.0])
+def test_the_verifier_cut_off_is_checked_before_the_cache_sees_it(value: float) -> None:
+    r = request()
+    r.cache.verifier_threshold = value
+    with pytest.raises(InvalidInput, match=r"cache\.verifier_threshold"):
+        validate(r)

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from services.cache.core import CacheCore, CacheMetrics, TenantPolicy
-from services.cache.domain import Controls, HitKind, KeyMaterial, wording
+from services.cache.domain import Controls, HitKind, KeyMaterial, same_wording, wording
 from tests.unit.fakes import MemoryExactStore, MemorySemanticIndex
 from tests.unit.test_semantic_cache import NOW, answer, ask, unit
 
@@ -177,3 +177,45 @@ async def test_the_same_words_hit_without_the_verifier(cached: str, asked: str) 
 )
 def test_wording_keeps_every_word_that_can_change_the_answer(cached: str, asked: str) -> None:
     assert wording(cached) != wording(asked)
+
+
+@pytest.mark.parametrize(
+    ("cached", "asked"),
+    [
+        ("is 5 < 3", "is 5 > 3"),
+        ("what is 10-3", "what is 10+3"),
+        ("Do you teach C++?", "Do you teach C?"),
+        ("hi", "thanks"),
+    ],
+)
+def test_symbols_count_and_an_empty_wording_never_matches(cached: str, asked: str) -> None:
+    assert not same_wording(cached, asked)
+
+
+async def test_a_verifier_answering_the_wrong_shape_is_a_degraded_miss() -> None:
+    class Broken(ScriptedVerifier):
+        def scores(self, query: str, candidates: Sequence[str]) -> list[float]:
+            return [0.99, 0.99]  # two scores for one candidate
+
+    c = core(Broken({}))
+    await c.store(ask("How do I reset my card PIN?"), Controls(), 0.0, unit(1, 0.1), answer())
+    d = await c.lookup(ask("how can I change my card's PIN"), Controls(), 0.0, unit(1, 0.2))
+    assert d.kind is HitKind.MISS and d.degraded and "verifier unavailable" in d.reason
+
+
+def test_a_question_in_another_place_is_another_context() -> None:
+    a = KeyMaterial("acme", (("user", "Q1"), ("assistant", "A1"), ("user", "Q2"), ("assistant", "P")))
+    b = KeyMaterial("acme", (("user", "Q1"), ("assistant", "A1"), ("assistant", "P"), ("user", "Q2")))
+    assert a.query() == b.query() and a.context_key() != b.context_key()
+
+
+async def test_without_a_verifier_the_service_uses_the_stricter_rules_only_threshold() -> None:
+    from services.cache.server import build_core
+    from services.cache.settings import CacheSettings
+
+    settings = CacheSettings(weaviate_url="", verifier_model_dir="", redis_url="redis://127.0.0.1:1/0")
+    built = await build_core(settings, CacheMetrics(CollectorRegistry()))
+    try:
+        assert built._threshold("acme", Controls()) == settings.similarity_threshold_without_verifier == 0.90
+    finally:
+        await built.close()

@@ -1,6 +1,6 @@
 """A cross-encoder exported to ONNX, run with ONNX Runtime on CPU: P(two questions have the same answer).
 
-The folder is written by scripts/prepare_models.py from a package that ships the weights:
+The folder is written at setup by training/verifier_fit.py (all-MiniLM-L6-v2 from a package, fine-tuned):
 model.onnx (inputs input_ids / attention_mask [/ token_type_ids], output logits), tokenizer.json, and
 costmesh-source.json, whose "head" says how the logits read:
 - {"output": "sigmoid"}: one logit, a duplicate/similarity score;
