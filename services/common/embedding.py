@@ -22,6 +22,16 @@ MODEL_NAME = "all-minilm-l6-v2"
 MAX_TOKENS = 256  # the model was trained on 256-token inputs; longer text is truncated
 
 
+def cpu_session(model: Path, threads: int) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session with `threads` intra-op threads that sleep when idle: the embedder,
+    the cache's verifier and Weaviate share two cores, and spinning pool threads steal them."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
 class Embedder(Protocol):
     name: str
     dimensions: int
@@ -36,12 +46,7 @@ class OnnxMiniLM:
     dimensions = 384
 
     def __init__(self, folder: Path, threads: int = 1) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle pool threads sleep instead of spinning: the embedder, the verifier and Weaviate share two cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(folder / "model.onnx", threads)
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()

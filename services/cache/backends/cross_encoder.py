@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from services.common.embedding import cpu_session
 from services.common.errors import MissingConfig
 
 
@@ -32,12 +32,7 @@ class CrossEncoder:
             raise MissingConfig(f"{folder}: unknown verifier head output {self._output!r}")
         self._same_label = int(head.get("same_label", 0))
         self._symmetric = bool(head.get("symmetric", False))
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle pool threads sleep instead of spinning: the embedder, the verifier and Weaviate share two cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(folder / "model.onnx", threads)
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self._tokenizer.enable_truncation(int(head.get("max_length", 128)))
