@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.stats import wilson
+from bench.stats import hit_rates, wilson
 from services.cache.domain import KeyMaterial, same_wording
 from services.cache.guard import mismatch
 from services.cache.settings import CacheSettings
@@ -91,18 +91,14 @@ def summary(s: Scored, threshold: float, cut: float) -> dict[str, object]:
         "pairs": len(s.same),
         "same": same,
         "different": different,
-        "recall": round(good / same, 4) if same else None,
-        "recall_ci95": wilson(good, same),
-        "false_hit_rate": round(bad / different, 4) if different else None,
-        "false_hit_ci95": wilson(bad, different),
-        "precision": round(good / (good + bad), 4) if good + bad else None,
+        **hit_rates(good, same, bad, different),
     }
 
 
 def choose(s: Scored, max_rate: float, upper: bool) -> dict[str, object] | None:
     """The (threshold, cut-off) with the most recall under the bound; ties go to the stricter setting.
 
-    The bound must also hold a step looser on both axes (MARGIN), so the choice is not a knife edge
+    The bound must also hold SIMILARITY_MARGIN / VERIFIER_MARGIN looser, so the choice is not a knife edge
     that one more near-duplicate in production tips over: false hits fall as either setting rises, so
     the looser corner is the worst case of the neighbourhood.
     """

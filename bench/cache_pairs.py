@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from bench.stats import percentile, wilson
+from bench.stats import hit_rates, percentile
 from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
 from services.cache.settings import CacheSettings
 from services.cli.settings import StackSettings
@@ -105,18 +105,13 @@ def row(outcomes: Sequence[Outcome], threshold: float) -> dict[str, object]:
     different = [o for o in outcomes if not o.pair.same_answer]
     hits_same = sum(o.hit and o.similarity >= threshold for o in same)
     hits_different = sum(o.hit and o.similarity >= threshold for o in different)
-    hits = hits_same + hits_different
     latencies = [o.lookup_s * 1000 for o in outcomes]
     return {
         "pairs": len(outcomes),
         "same": len(same),
         "different": len(different),
         "threshold": threshold,
-        "recall": round(hits_same / len(same), 4) if same else None,
-        "recall_ci95": wilson(hits_same, len(same)),
-        "false_hit_rate": round(hits_different / len(different), 4) if different else None,
-        "false_hit_ci95": wilson(hits_different, len(different)),
-        "precision": round(hits_same / hits, 4) if hits else None,
+        **hit_rates(hits_same, len(same), hits_different, len(different)),
         "lookup_p50_ms": round(percentile(latencies, 50), 3),
         "lookup_p99_ms": round(percentile(latencies, 99), 3),
     }

@@ -32,3 +32,15 @@ def wilson(successes: int, n: int, z: float = 1.96) -> list[float] | None:
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
+def hit_rates(good: int, same: int, bad: int, different: int) -> dict[str, object]:
+    """A cache's figures on labelled pairs: recall = good hits / same-answer pairs, false-hit rate = bad
+    hits / different-answer pairs (each with its 95 % interval), precision = good / all hits."""
+    return {
+        "recall": round(good / same, 4) if same else None,
+        "recall_ci95": wilson(good, same),
+        "false_hit_rate": round(bad / different, 4) if different else None,
+        "false_hit_ci95": wilson(bad, different),
+        "precision": round(good / (good + bad), 4) if good + bad else None,
+    }
