@@ -226,19 +226,20 @@ class CacheCore:
             return Decision(HitKind.MISS, key, reason="no semantic neighbour", degraded=degraded)
         self._metrics.similarity.observe(matches[0].similarity)
         why = f"nearest similarity {matches[0].similarity:.3f} < threshold {threshold:.2f}"
+        query = material.query()
         candidates: list[tuple[SemanticMatch, int]] = []
         for match in matches:
-            if match.similarity < threshold:
+            if match.similarity < threshold or len(candidates) == VERIFIED:  # nearest first: the rest are not read
                 break
             fresh, age = self._fresh(match.answer, controls)
             if not fresh:
                 why = "nearest neighbour older than max_age_s"
-            elif rejected := mismatch(material.query(), match.query):
+            elif rejected := mismatch(query, match.query):
                 self._metrics.guard_rejections.labels(tenant).inc()
                 why = f"false-hit guard: {rejected} (similarity {match.similarity:.3f})"
             else:
                 candidates.append((match, age))
-        decision = await self._verified(material, key, controls, candidates[:VERIFIED]) if candidates else None
+        decision = await self._verified(material, key, controls, candidates) if candidates else None
         if decision is not None and decision.kind is HitKind.SEMANTIC:
             self._metrics.lookups.labels("semantic", tenant, "hit").inc()
             return decision
@@ -251,20 +252,18 @@ class CacheCore:
         self, material: KeyMaterial, key: str, controls: Controls, candidates: list[tuple[SemanticMatch, int]]
     ) -> Decision:
         """The nearest candidate the verifier accepts as a hit, else a miss that says why."""
-        best = candidates[0][0]
-        match, age = candidates[0]
+        query = material.query()
+        best, age = candidates[0]
         # Rules only, or the same words bar case, punctuation and articles: nothing for a model to decide.
-        if self._verifier is None or same_wording(match.query, material.query()):
-            return Decision(
-                HitKind.SEMANTIC, key, match.similarity, age_s=age, answer=match.answer, entry_key=match.key
-            )
+        if self._verifier is None or same_wording(best.query, query):
+            return Decision(HitKind.SEMANTIC, key, best.similarity, age_s=age, answer=best.answer, entry_key=best.key)
         cut = self._verifier_threshold(material.tenant, controls)
         questions = [m.query for m, _ in candidates]
         started = time.perf_counter()
         try:
             # One verification at a time (each uses both cores); ONNX Runtime releases the GIL meanwhile.
             pending = asyncio.get_running_loop().run_in_executor(
-                self._verify_pool, self._verifier.scores, material.query(), questions
+                self._verify_pool, self._verifier.scores, query, questions
             )
             scores = [float(p) for p in await asyncio.wait_for(pending, self._verify_timeout_s)]
             if len(scores) != len(questions) or not all(0.0 <= p <= 1.0 for p in scores):
