@@ -96,6 +96,10 @@ class InferenceCore:
     def price_table(self) -> dict[str, Price]:
         return dict(self._prices)
 
+    def tier_prices(self) -> dict[Tier, tuple[str, Price]]:
+        """Each configured tier's price-table row: (price model, price)."""
+        return {tier: (config.price_model, self._prices[config.price_model]) for tier, config in self._tiers.items()}
+
     def _tier(self, tier: Tier) -> TierConfig:
         try:
             return self._tiers[tier]

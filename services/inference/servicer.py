@@ -101,3 +101,22 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 yield inference_pb2.GenerateChunk(delta=item)
             else:
                 yield inference_pb2.GenerateChunk(final=to_response(item))
+
+    async def Prices(
+        self, request: inference_pb2.PricesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> inference_pb2.PricesResponse:
+        by_tier = {tier: proto for proto, tier in TIERS.items()}
+        return inference_pb2.PricesResponse(
+            tiers=[
+                inference_pb2.TierPrice(
+                    tier=by_tier[tier],
+                    price_model=model,
+                    input_per_m=price.input_per_m,
+                    cached_input_per_m=price.cached_input_per_m,
+                    output_per_m=price.output_per_m,
+                    batch_discount=price.batch_discount,
+                )
+                for tier, (model, price) in self._core.tier_prices().items()
+            ],
+            default_max_tokens=self._default_max_tokens,
+        )

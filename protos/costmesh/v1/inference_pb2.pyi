@@ -20,6 +20,82 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class PricesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PricesRequest: _TypeAlias = PricesRequest  # noqa: Y015
+
+@_typing.final
+class TierPrice(_message.Message):
+    """USD per 1M tokens, as Generate prices the tier's calls."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIER_FIELD_NUMBER: _builtins.int
+    PRICE_MODEL_FIELD_NUMBER: _builtins.int
+    INPUT_PER_M_FIELD_NUMBER: _builtins.int
+    CACHED_INPUT_PER_M_FIELD_NUMBER: _builtins.int
+    OUTPUT_PER_M_FIELD_NUMBER: _builtins.int
+    BATCH_DISCOUNT_FIELD_NUMBER: _builtins.int
+    tier: _common_pb2.Tier.ValueType
+    price_model: _builtins.str
+    input_per_m: _builtins.float
+    cached_input_per_m: _builtins.float
+    output_per_m: _builtins.float
+    batch_discount: _builtins.float
+    """the share of the price the batch lane pays"""
+    def __init__(
+        self,
+        *,
+        tier: _common_pb2.Tier.ValueType = ...,
+        price_model: _builtins.str = ...,
+        input_per_m: _builtins.float = ...,
+        cached_input_per_m: _builtins.float = ...,
+        output_per_m: _builtins.float = ...,
+        batch_discount: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_discount", b"batch_discount", "cached_input_per_m", b"cached_input_per_m", "input_per_m", b"input_per_m", "output_per_m", b"output_per_m", "price_model", b"price_model", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TierPrice: _TypeAlias = TierPrice  # noqa: Y015
+
+@_typing.final
+class PricesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIERS_FIELD_NUMBER: _builtins.int
+    DEFAULT_MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    default_max_tokens: _builtins.int
+    """what sampling.max_tokens = 0 means"""
+    @_builtins.property
+    def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TierPrice]: ...
+    def __init__(
+        self,
+        *,
+        tiers: _abc.Iterable[Global___TierPrice] | None = ...,
+        default_max_tokens: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_max_tokens", b"default_max_tokens", "tiers", b"tiers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PricesResponse: _TypeAlias = PricesResponse  # noqa: Y015
+
+@_typing.final
 class GenerateRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

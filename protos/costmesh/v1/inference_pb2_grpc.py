@@ -44,6 +44,11 @@ class InferenceStub(object):
                 request_serializer=costmesh_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
                 response_deserializer=costmesh_dot_v1_dot_inference__pb2.GenerateChunk.FromString,
                 _registered_method=True)
+        self.Prices = channel.unary_unary(
+                '/costmesh.v1.Inference/Prices',
+                request_serializer=costmesh_dot_v1_dot_inference__pb2.PricesRequest.SerializeToString,
+                response_deserializer=costmesh_dot_v1_dot_inference__pb2.PricesResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer(object):
@@ -61,6 +66,14 @@ class InferenceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prices(self, request, context):
+        """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
+        caller's budget with these before any model call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +86,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.GenerateStream,
                     request_deserializer=costmesh_dot_v1_dot_inference__pb2.GenerateRequest.FromString,
                     response_serializer=costmesh_dot_v1_dot_inference__pb2.GenerateChunk.SerializeToString,
+            ),
+            'Prices': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prices,
+                    request_deserializer=costmesh_dot_v1_dot_inference__pb2.PricesRequest.FromString,
+                    response_serializer=costmesh_dot_v1_dot_inference__pb2.PricesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +147,33 @@ class Inference(object):
             '/costmesh.v1.Inference/GenerateStream',
             costmesh_dot_v1_dot_inference__pb2.GenerateRequest.SerializeToString,
             costmesh_dot_v1_dot_inference__pb2.GenerateChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prices(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.v1.Inference/Prices',
+            costmesh_dot_v1_dot_inference__pb2.PricesRequest.SerializeToString,
+            costmesh_dot_v1_dot_inference__pb2.PricesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -33,12 +33,20 @@ class InferenceStub:
     def __new__(cls, channel: _aio.Channel) -> InferenceAsyncStub: ...
     Generate: _grpc.UnaryUnaryMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateResponse]
     GenerateStream: _grpc.UnaryStreamMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateChunk]
+    Prices: _grpc.UnaryUnaryMultiCallable[_inference_pb2.PricesRequest, _inference_pb2.PricesResponse]
+    """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
+    caller's budget with these before any model call.
+    """
 
 @_typing.type_check_only
 class InferenceAsyncStub(InferenceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Generate: _aio.UnaryUnaryMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateResponse]  # type: ignore[assignment]
     GenerateStream: _aio.UnaryStreamMultiCallable[_inference_pb2.GenerateRequest, _inference_pb2.GenerateChunk]  # type: ignore[assignment]
+    Prices: _aio.UnaryUnaryMultiCallable[_inference_pb2.PricesRequest, _inference_pb2.PricesResponse]  # type: ignore[assignment]
+    """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
+    caller's budget with these before any model call.
+    """
 
 class InferenceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -54,5 +62,15 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
         request: _inference_pb2.GenerateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_inference_pb2.GenerateChunk], _abc.AsyncIterator[_inference_pb2.GenerateChunk]]: ...
+
+    @_abc_1.abstractmethod
+    def Prices(
+        self,
+        request: _inference_pb2.PricesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.PricesResponse, _abc.Awaitable[_inference_pb2.PricesResponse]]:
+        """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
+        caller's budget with these before any model call.
+        """
 
 def add_InferenceServicer_to_server(servicer: InferenceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
