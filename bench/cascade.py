@@ -29,9 +29,9 @@ import numpy as np
 from bench.cascade_plot import svg_curve
 from bench.output import emit
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.batch.lines import ROLES
 from services.cli.settings import ROOT, StackSettings
 from services.common.embedding import load_minilm
+from services.common.openai_wire import ROLES
 from services.orchestrator.settings import OrchestratorSettings
 from services.router.estimator import QualityModel
 from services.router.settings import DEFAULT_MODEL

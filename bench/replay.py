@@ -33,9 +33,9 @@ import grpc
 
 from bench import spotchecks
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.batch.lines import ROLES
 from services.cli.ask import TIERS
 from services.cli.settings import ROOT, StackSettings
+from services.common.openai_wire import ROLES
 from workloads import datasets, graders, mixed
 from workloads import requests as workload_file
 

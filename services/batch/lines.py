@@ -9,69 +9,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
 
-from costmesh.v1 import common_pb2, orchestrator_pb2
+from costmesh.v1 import orchestrator_pb2
+from services.common.openai_wire import WireError, chat_request
 from services.orchestrator.validation import validate
 
 CHAT_URL = "/v1/chat/completions"
-ROLES = {
-    "system": common_pb2.ROLE_SYSTEM,
-    "developer": common_pb2.ROLE_SYSTEM,
-    "user": common_pb2.ROLE_USER,
-    "assistant": common_pb2.ROLE_ASSISTANT,
-}
-
-
-class BadLine(ValueError):
-    """Why a line cannot run; the message goes into the line's error result."""
-
-
-def _content(value: Any, where: str) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # content parts: only text is supported
-        texts = []
-        for part in value:
-            if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-                raise BadLine(f"{where}: only text content parts are supported")
-            texts.append(part["text"])
-        return "".join(texts)
-    raise BadLine(f"{where}: content must be a string or a list of text parts")
-
-
-def _sampling(body: dict[str, Any]) -> common_pb2.SamplingParams:
-    sampling = common_pb2.SamplingParams()
-    try:
-        if body.get("temperature") is not None:
-            sampling.temperature = float(body["temperature"])
-        if body.get("top_p") is not None:
-            sampling.top_p = float(body["top_p"])
-        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-        if max_tokens is not None:
-            sampling.max_tokens = int(max_tokens)
-        if body.get("seed") is not None:
-            sampling.seed = int(body["seed"])
-    except (TypeError, ValueError) as e:
-        raise BadLine(f"body: bad sampling parameter: {e}") from None
-    stop = body.get("stop")
-    if stop is not None:
-        stops = [stop] if isinstance(stop, str) else stop
-        if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
-            raise BadLine("body.stop must be a string or a list of strings")
-        sampling.stop.extend(stops)
-    return sampling
-
-
-def _response_format(body: dict[str, Any]) -> str:
-    fmt = body.get("response_format")
-    if fmt is None or fmt == {"type": "text"}:
-        return ""
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        schema = (fmt.get("json_schema") or {}).get("schema")
-        if isinstance(schema, dict):
-            return json.dumps(schema)
-    raise BadLine("body.response_format: only {'type': 'json_schema', 'json_schema': {'schema': {...}}} is supported")
+# A bad line's reason; the same error the gateway answers 400 with for the same body.
+BadLine = WireError
 
 
 def parse_line(line: str, tenant: str) -> tuple[str, orchestrator_pb2.CompletionRequest]:
@@ -87,25 +32,8 @@ def parse_line(line: str, tenant: str) -> tuple[str, orchestrator_pb2.Completion
         raise BadLine("custom_id must be a non-empty string")
     if data.get("method", "POST") != "POST" or data.get("url", CHAT_URL) != CHAT_URL:
         raise BadLine(f"only POST {CHAT_URL} lines are supported")
-    body = data.get("body")
-    if not isinstance(body, dict):
-        raise BadLine("body must be a JSON object")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise BadLine("body.messages must be a non-empty list")
-    request = orchestrator_pb2.CompletionRequest(
-        tenant=tenant, request_id=custom_id, sampling=_sampling(body), response_format=_response_format(body)
-    )
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
-            raise BadLine(f"body.messages[{i}].role must be one of {sorted(ROLES)}")
-        request.messages.append(
-            common_pb2.Message(
-                role=ROLES[message["role"]], content=_content(message.get("content"), f"body.messages[{i}]")
-            )
-        )
-    if isinstance(body.get("model"), str):
-        request.metadata["model"] = body["model"]
+    request = chat_request(data.get("body"), tenant, strict_model=False)
+    request.request_id = custom_id
     check_request(request)
     return custom_id, request
 

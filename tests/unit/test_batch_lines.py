@@ -55,7 +55,9 @@ def test_json_schema_response_format_is_kept() -> None:
         (line(messages=[{"role": "assistant", "content": "x"}]), "last message must be the user's"),
         (line(max_tokens="many"), "bad sampling parameter"),
         (line(temperature=9), "temperature"),
-        (line(response_format={"type": "json_object"}), "response_format"),
+        (line(response_format={"type": "grammar"}), "response_format"),
+        (line(tools=[{"type": "function"}]), "tools is not supported"),
+        (line(n=2), "only n=1"),
     ],
 )
 def test_bad_lines_say_why(text: str, reason: str) -> None:
