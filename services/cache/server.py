@@ -19,7 +19,9 @@ SERVICE_NAME = cache_pb2.DESCRIPTOR.services_by_name["Cache"].full_name
 async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCore:
     exact = RedisExactStore(settings.redis_url, settings.backend_timeout_s)
     semantic = (
-        await WeaviateSemanticIndex.connect(settings.weaviate_url, settings.weaviate_grpc_port)
+        await WeaviateSemanticIndex.connect(
+            settings.weaviate_url, settings.weaviate_grpc_port, settings.weaviate_api_key
+        )
         if settings.weaviate_url
         else None
     )
@@ -46,7 +48,8 @@ async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCor
 async def build_server(settings: CacheSettings, core: CacheCore | None = None) -> Service:
     service = new_service("cache", settings, [SERVICE_NAME])
     core = core or await build_core(settings, CacheMetrics(service.registry))
-    cache_pb2_grpc.add_CacheServicer_to_server(CacheServicer(core, time.time), service.server)
+    servicer = CacheServicer(core, time.time, settings.embedding_dim)
+    cache_pb2_grpc.add_CacheServicer_to_server(servicer, service.server)
     service.checks["redis"] = core.exact_healthy
     service.checks["weaviate"] = core.semantic_healthy
     service.closers.append(core.close)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import grpc
@@ -45,6 +47,19 @@ def to_controls(c: common_pb2.CacheControl) -> Controls:
     threshold = c.similarity_threshold if c.HasField("similarity_threshold") else None
     verifier = c.verifier_threshold if c.HasField("verifier_threshold") else None
     return Controls(c.no_cache, c.no_store, c.max_age_s, c.ttl_s, threshold, c.allow_sampled, verifier)
+
+
+def to_embedding(values: Sequence[float], dim: int) -> list[float]:
+    """The request's vector, checked: empty (the semantic tier is skipped), or ``dim`` finite numbers (any
+    length when ``dim`` is 0). A NaN makes the similarity NaN, and ``NaN < threshold`` is False: such a
+    lookup passed the threshold and came back a hit. A vector of another length is another model's."""
+    if not values:
+        return []
+    if dim and len(values) != dim:
+        raise InvalidInput(f"embedding must have {dim} values (all-MiniLM-L6-v2), got {len(values)}")
+    if not all(map(math.isfinite, values)):
+        raise InvalidInput("embedding values must be finite numbers (no NaN or infinity)")
+    return list(values)
 
 
 def temperature_of(key: cache_pb2.CacheKeyMaterial) -> float:
@@ -93,9 +108,10 @@ def decision_to_proto(d: Decision) -> common_pb2.CacheDecision:
 
 
 class CacheServicer(cache_pb2_grpc.CacheServicer):
-    def __init__(self, core: CacheCore, clock: Any) -> None:
+    def __init__(self, core: CacheCore, clock: Any, embedding_dim: int) -> None:
         self._core = core
         self._clock = clock
+        self._dim = embedding_dim
 
     async def Lookup(
         self, request: cache_pb2.LookupRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -104,7 +120,7 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
             to_material(request.key),
             to_controls(request.control),
             temperature_of(request.key),
-            list(request.embedding.values),
+            to_embedding(request.embedding.values, self._dim),
             _TIERS[request.tiers],
         )
         response = cache_pb2.LookupResponse(decision=decision_to_proto(decision))
@@ -119,7 +135,7 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
             to_material(request.key),
             to_controls(request.control),
             temperature_of(request.key),
-            list(request.embedding.values),
+            to_embedding(request.embedding.values, self._dim),
             answer_from_proto(request.answer, int(self._clock())),
         )
         return cache_pb2.StoreResponse(stored=stored, key=key, reason=reason)

@@ -23,6 +23,10 @@ class CacheSettings(ServiceSettings):
     redis_url: str = "redis://127.0.0.1:6390/0"
     weaviate_url: str = "http://127.0.0.1:8090"  # empty: semantic tier off
     weaviate_grpc_port: int = 50061
+    weaviate_api_key: str = ""  # empty: Weaviate allows anonymous access (`costmesh up` sets its key)
+    # Length every embedding must have (all-MiniLM-L6-v2's, which the orchestrator sends); 0: any length.
+    # A vector of another length or with NaN / infinity is INVALID_ARGUMENT, never a stored entry.
+    embedding_dim: int = Field(default=384, ge=0)
     default_ttl_s: int = Field(default=24 * 3600, gt=0)
     # Recall threshold: candidates at or above this cosine go to the guard and the verifier. The pair
     # (0.76, 0.93) is `costmesh cache calibrate --max-false-hit-rate 0.005` on bench/data/pairs/

@@ -29,7 +29,7 @@ from services.router.server import build_server as build_router
 from services.router.settings import RouterSettings
 from tests.service.fakes import CrashingBackend, DeadBackend, EchoBackend
 from tests.service.mesh import inference_core
-from tests.unit.fakes import MemoryExactStore
+from tests.unit.fakes import MemoryExactStore, MemorySemanticIndex
 
 USER = common_pb2.ROLE_USER
 
@@ -124,6 +124,43 @@ async def test_cache_store_lookup_invalidate(cache: grpc.aio.Channel) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.Invalidate(cache_pb2.InvalidateRequest(tenant="acme"))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    ("values", "detail"),
+    [
+        ([float("nan")] * 384, "finite"),
+        ([1.0] * 383 + [float("inf")], "finite"),
+        ([0.1] * 383 + [float("-inf")], "finite"),
+        ([0.1] * 383, "must have 384 values"),
+        ([0.1] * 768, "must have 384 values"),
+    ],
+)
+async def test_cache_refuses_non_finite_or_wrongly_sized_embeddings(values: list[float], detail: str) -> None:
+    store, index = MemoryExactStore(), MemorySemanticIndex()
+    core = CacheCore(store, index, CacheMetrics(CollectorRegistry()), 86400, 0.5)
+    key = cache_pb2.CacheKeyMaterial(tenant="acme", messages=[common_pb2.Message(role=USER, content="Q?")])
+    answer = cache_pb2.CachedAnswer(answer="A.", model="m", tier=common_pb2.TIER_SMALL, finish_reason="stop")
+    async for channel in started(await build_cache(CacheSettings(port=0), core)):
+        stub = cache_pb2_grpc.CacheStub(channel)
+        assert (
+            await stub.Store(
+                cache_pb2.StoreRequest(key=key, answer=answer, embedding=common_pb2.Embedding(values=[0.1] * 384))
+            )
+        ).stored
+        bad = common_pb2.Embedding(values=values)
+        for call in (
+            stub.Lookup(cache_pb2.LookupRequest(key=key, embedding=bad, tiers=cache_pb2.LOOKUP_TIERS_SEMANTIC_ONLY)),
+            stub.Store(cache_pb2.StoreRequest(key=key, answer=answer, embedding=bad)),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert detail in (err.value.details() or "")
+        # Without an embedding the exact tier still answers; the refused Store changed nothing.
+        hit = await stub.Lookup(cache_pb2.LookupRequest(key=key))
+        assert hit.decision.kind == common_pb2.CACHE_HIT_KIND_EXACT
+        assert [len(e.vector) for e in index.entries["acme"].values()] == [384]
 
 
 async def test_cache_health_reports_a_dead_redis(cache: grpc.aio.Channel, cache_store: MemoryExactStore) -> None:

@@ -11,6 +11,7 @@ import logging
 from urllib.parse import urlparse
 
 import weaviate
+from weaviate.auth import Auth
 from weaviate.classes.config import Configure, DataType, Property, VectorDistances
 from weaviate.classes.data import DataObject
 from weaviate.classes.query import Filter, MetadataQuery, Sort
@@ -28,7 +29,8 @@ class WeaviateSemanticIndex:
         self._client = client
 
     @classmethod
-    async def connect(cls, url: str, grpc_port: int) -> WeaviateSemanticIndex:
+    async def connect(cls, url: str, grpc_port: int, api_key: str = "") -> WeaviateSemanticIndex:
+        """A client for the Weaviate at ``url``; with ``api_key`` it authenticates (REST and gRPC alike)."""
         parsed = urlparse(url)
         client = weaviate.use_async_with_custom(
             http_host=parsed.hostname or "127.0.0.1",
@@ -38,6 +40,7 @@ class WeaviateSemanticIndex:
             grpc_port=grpc_port,
             grpc_secure=parsed.scheme == "https",
             skip_init_checks=True,  # the service starts degraded when Weaviate is down; health reports it
+            auth_credentials=Auth.api_key(api_key) if api_key else None,
         )
         index = cls(client)
         try:
