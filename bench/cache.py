@@ -82,8 +82,10 @@ async def _fill(
 
 async def latency(embedder: OnnxMiniLM, sizes: list[int], lookups: int) -> list[dict[str, object]]:
     stack, settings = StackSettings(), CacheSettings()
-    store = RedisExactStore(f"redis://127.0.0.1:{stack.redis_port}/0", 1.0)
-    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{stack.weaviate_port}", stack.weaviate_grpc_port)
+    store = RedisExactStore(stack.redis_url(), 1.0)
+    index = await WeaviateSemanticIndex.connect(
+        f"http://127.0.0.1:{stack.weaviate_port}", stack.weaviate_grpc_port, stack.weaviate_api_key()
+    )
     loaded = load_verifier(settings.verifier_kind, settings.verifier_model_dir, settings.verifier_threads)
     verifier = TimedVerifier(loaded) if loaded else None
     metrics = CacheMetrics(CollectorRegistry())

@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+from services.cli import secrets
 from services.cli.model_info import describe
 from services.cli.probes import grpc_serving, http_ok, redis_ping
 from services.cli.process import Component
@@ -30,11 +31,14 @@ def find_weaviate(settings: StackSettings) -> str | None:
 def redis(s: StackSettings) -> Component:
     data = s.data_dir / "redis"
     data.mkdir(parents=True, exist_ok=True)
+    # The password goes in a config file of ours (0600), not in `--requirepass`: argv is world-readable.
+    config = secrets.private_file(secrets.folder(s.data_dir) / "redis.conf", f"requirepass {s.redis_password()}\n")
     return Component(
         "redis",
         f"redis://127.0.0.1:{s.redis_port}",
         [
             "redis-server",
+            str(config),
             "--bind",
             "127.0.0.1",
             "--port",
@@ -48,8 +52,33 @@ def redis(s: StackSettings) -> Component:
             "--protected-mode",
             "yes",
         ],
-        functools.partial(redis_ping, s.redis_port),
+        functools.partial(redis_ping, s.redis_port, s.redis_password()),
     )
+
+
+def weaviate_locked_down(s: StackSettings) -> dict[str, str]:
+    """Weaviate's settings (usecases/config/environment.go in weaviate v1.38) for API-key auth, no anonymous
+    access, and every listener that has a bind setting on loopback.
+
+    Two cannot be bound: the gRPC API (GRPC_PORT; adapters/handlers/grpc/server.go listens on ":port") and the
+    cluster data API (CLUSTER_DATA_BIND_PORT; adapters/handlers/rest/clusterapi/serve.go, Addr ":port").
+    The first takes the API key like REST; the second gets basic auth. The profiler (6060, also ":port")
+    is switched off, and Prometheus metrics (PROMETHEUS_MONITORING_ENABLED) are off by default.
+    """
+    return {
+        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
+        "AUTHENTICATION_APIKEY_ENABLED": "true",
+        "AUTHENTICATION_APIKEY_ALLOWED_KEYS": s.weaviate_api_key(),
+        "AUTHENTICATION_APIKEY_USERS": "costmesh",
+        "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
+        "CLUSTER_BIND_ADDR": "127.0.0.1",  # memberlist gossip, the Raft transport and Raft's RPC server
+        "CLUSTER_BASIC_AUTH_USERNAME": "costmesh",
+        "CLUSTER_BASIC_AUTH_PASSWORD": secrets.secret(s.data_dir, secrets.WEAVIATE_CLUSTER_PASSWORD),
+        "GO_PROFILING_DISABLE": "true",  # the only switch that keeps the debug listener from binding
+        "DEFAULT_VECTORIZER_MODULE": "none",  # costmesh sends its own vectors
+        "ENABLE_MODULES": "",
+        "DISABLE_TELEMETRY": "true",
+    }
 
 
 def weaviate(s: StackSettings) -> Component:
@@ -65,9 +94,13 @@ def weaviate(s: StackSettings) -> Component:
         )
     url = f"http://127.0.0.1:{s.weaviate_port}"
     binary = find_weaviate(s)
-    probe = functools.partial(http_ok, f"{url}/v1/.well-known/ready")
+    probe = functools.partial(http_ok, f"{url}/v1/.well-known/ready")  # open without the API key
+    data = s.data_dir / "weaviate"
+    data.mkdir(parents=True, exist_ok=True)
+    locked = weaviate_locked_down(s)
     if binary is None:
-        # Without Go or a binary, weaviate-client's embedded mode fetches and runs the release binary.
+        # Without Go or a binary, weaviate-client's embedded mode fetches and runs the release binary; it
+        # hands its environment, these settings included, to the server, and picks the ports itself.
         return Component(
             "weaviate",
             url,
@@ -77,27 +110,22 @@ def weaviate(s: StackSettings) -> Component:
                 "services.cli.embedded_weaviate",
                 str(s.weaviate_port),
                 str(s.weaviate_grpc_port),
-                str(s.data_dir / "weaviate"),
+                str(data),
             ],
             probe,
+            env=locked,
             note="embedded (weaviate-client)",
         )
-    data = s.data_dir / "weaviate"
-    data.mkdir(parents=True, exist_ok=True)
     env = {
-        "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "true",
+        **locked,
         "PERSISTENCE_DATA_PATH": str(data),
-        "DEFAULT_VECTORIZER_MODULE": "none",  # costmesh sends its own vectors
-        "ENABLE_MODULES": "",
         "GRPC_PORT": str(s.weaviate_grpc_port),
         "CLUSTER_HOSTNAME": "costmesh",
-        "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
         "CLUSTER_GOSSIP_BIND_PORT": "7946",
         "CLUSTER_DATA_BIND_PORT": "7947",
         "RAFT_PORT": "8300",
         "RAFT_INTERNAL_RPC_PORT": "8301",
         "RAFT_BOOTSTRAP_EXPECT": "1",
-        "DISABLE_TELEMETRY": "true",
         "LOG_LEVEL": "warning",
     }
     return Component(
@@ -230,21 +258,22 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}SMALL_MODEL"] = "gpt-4o-mini"
         env[f"{prefix}LARGE_MODEL"] = "gpt-4o"
     if name == "cache":
-        env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+        env[f"{prefix}REDIS_URL"] = s.redis_url()
         weaviate_url = s.weaviate_url or f"http://127.0.0.1:{s.weaviate_port}"
         env[f"{prefix}WEAVIATE_URL"] = weaviate_url
         env[f"{prefix}WEAVIATE_GRPC_PORT"] = str(s.weaviate_grpc_port)
+        env[f"{prefix}WEAVIATE_API_KEY"] = s.weaviate_api_key()
     if name == "compressor":
         env[f"{prefix}LLMLINGUA_URL"] = f"http://127.0.0.1:{s.lingua_port}"
     if name == "summarizer":
         env[f"{prefix}INFERENCE_ADDR"] = f"127.0.0.1:{s.inference_port}"
-        env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+        env[f"{prefix}REDIS_URL"] = s.redis_url()
     if name == "orchestrator":
         for other in ("inference", "router", "cache", "compressor", "summarizer"):
             env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"
-        env[f"{prefix}BATCH_REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+        env[f"{prefix}BATCH_REDIS_URL"] = s.redis_url()
     if name == "batch":
-        env[f"{prefix}REDIS_URL"] = f"redis://127.0.0.1:{s.redis_port}/0"
+        env[f"{prefix}REDIS_URL"] = s.redis_url()
         env[f"{prefix}ORCHESTRATOR_ADDR"] = f"127.0.0.1:{s.orchestrator_port}"
     address = f"127.0.0.1:{port}"
     return Component(

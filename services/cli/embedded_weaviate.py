@@ -2,6 +2,10 @@
 local weaviate-server binary exists. Embedded mode downloads the release binary, so it needs internet.
 
 Usage: python -m services.cli.embedded_weaviate HTTP_PORT GRPC_PORT DATA_DIR
+
+The server's settings (API-key auth, loopback binds, no profiler: components.weaviate_env) come in this
+process's environment, which embedded mode hands on to the server ahead of its own defaults; the API key
+is never on a command line.
 """
 
 from __future__ import annotations
@@ -20,11 +24,6 @@ def main() -> None:
             persistence_data_path=data_dir,
             port=http_port,
             grpc_port=grpc_port,
-            additional_env_vars={
-                "DEFAULT_VECTORIZER_MODULE": "none",
-                "ENABLE_MODULES": "",
-                "DISABLE_TELEMETRY": "true",
-            },
         )
     )
     db.start()

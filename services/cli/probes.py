@@ -16,11 +16,27 @@ def http_ok(url: str, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def redis_ping(port: int, timeout_s: float = 1.0) -> bool:
+def _resp(*parts: str) -> bytes:
+    """One Redis command in RESP, so that no byte of an argument can end it early."""
+    out = [f"*{len(parts)}\r\n".encode()]
+    for part in parts:
+        raw = part.encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(raw), raw))
+    return b"".join(out)
+
+
+def redis_ping(port: int, password: str, timeout_s: float = 1.0) -> bool:
+    """True when the Redis on ``port`` accepts ``password`` and answers PING."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            sock.sendall(_resp("AUTH", password) + _resp("PING"))
+            replies = b""
+            while replies.count(b"\r\n") < 2:
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                replies += chunk
+            return replies.startswith(b"+OK\r\n+PONG\r\n")
     except OSError:
         return False
 

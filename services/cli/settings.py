@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
+from services.cli import secrets
 from services.common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,8 +37,12 @@ class StackSettings(ServiceSettings):
     redis_port: int = 6390
     weaviate_port: int = 8090
     weaviate_grpc_port: int = 50061  # off the 5005x range the mesh uses
-    # A running Weaviate to use instead of starting one (its gRPC port is then weaviate_grpc_port).
+    # A running Weaviate to use instead of starting one (its gRPC port is then weaviate_grpc_port), and its API
+    # key (empty: it allows anonymous access). The Weaviate `up` starts uses a key of its own (secrets.py).
     weaviate_url: str = Field(default="", validation_alias=AliasChoices("WEAVIATE_URL", "COSTMESH_STACK_WEAVIATE_URL"))
+    external_weaviate_api_key: str = Field(
+        default="", validation_alias=AliasChoices("WEAVIATE_API_KEY", "COSTMESH_STACK_EXTERNAL_WEAVIATE_API_KEY")
+    )
     weaviate_binary: str = "weaviate-server"  # looked up on PATH, then in $GOPATH/bin
 
     small_model_port: int = 8101
@@ -68,6 +73,25 @@ class StackSettings(ServiceSettings):
     openai_api_key: str = Field(default="", validation_alias=AliasChoices("OPENAI_API_KEY"))
     startup_timeout_s: float = 300.0
     otlp_endpoint: str = ""
+
+    # The stack's secrets, generated on first use (services/cli/secrets.py): every tool reads them from here.
+    def mesh_token(self) -> str:
+        """What callers of the stage services send (x-costmesh-mesh-token)."""
+        return secrets.secret(self.data_dir, secrets.MESH_TOKEN)
+
+    def redis_password(self) -> str:
+        return secrets.secret(self.data_dir, secrets.REDIS_PASSWORD)
+
+    def redis_url(self, db: int = 0) -> str:
+        """The stack's Redis, password included: the one way anything here connects to it."""
+        return f"redis://:{self.redis_password()}@127.0.0.1:{self.redis_port}/{db}"
+
+    def weaviate_api_key(self) -> str:
+        return (
+            self.external_weaviate_api_key
+            if self.weaviate_url
+            else secrets.secret(self.data_dir, secrets.WEAVIATE_API_KEY)
+        )
 
     def model_url(self, tier: str) -> str:
         """The OpenAI-compatible base URL of a tier's local vLLM server."""

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from services.cli import secrets
 from services.cli.components import stack
 from services.cli.process import Component, ProcessTable
 from services.cli.settings import StackSettings
@@ -61,6 +62,7 @@ def up(settings: StackSettings, only: Sequence[str] = (), say: Callable[[str], N
 
     Returns the names of the components this call started. On failure, stops those again.
     """
+    secrets.ensure_all(settings.data_dir)  # once: the mesh token, Redis's password, Weaviate's keys
     table = ProcessTable(settings.run_dir)
     components = [c for c in stack(settings) if not only or c.name in only]
     started: list[str] = []

@@ -55,7 +55,7 @@ class FakeExecutor:
 
 @pytest.fixture
 async def lane(infra: StackSettings) -> AsyncIterator[tuple[JobStore, RedisStreamQueue, BatchApi]]:
-    client = redis.Redis.from_url(f"redis://127.0.0.1:{infra.redis_port}/0")
+    client = redis.Redis.from_url(infra.redis_url())
     stream = f"costmesh:test:batch:{uuid.uuid4().hex}"  # a queue of this test's own
     store, queue = JobStore(client, 600), RedisStreamQueue(client, stream=stream)
     yield store, queue, BatchApi(store, queue)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
@@ -17,6 +18,12 @@ from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial
 from services.cli.settings import StackSettings
 
 pytestmark = pytest.mark.integration
+
+
+async def connect_weaviate(infra: StackSettings) -> WeaviateSemanticIndex:
+    """The stack's Weaviate, with its API key (anonymous access is off)."""
+    url = f"http://127.0.0.1:{infra.weaviate_port}"
+    return await WeaviateSemanticIndex.connect(url, infra.weaviate_grpc_port, infra.weaviate_api_key())
 
 
 def tenant() -> str:
@@ -33,7 +40,7 @@ def unit(*xs: float) -> list[float]:
 
 
 async def test_redis_roundtrip_ttl_and_invalidation(infra: StackSettings) -> None:
-    url = f"redis://127.0.0.1:{infra.redis_port}/0"
+    url = infra.redis_url()
     store = RedisExactStore(url, 1.0)
     t = tenant()
     try:
@@ -67,7 +74,7 @@ def entry(key: str, vector: list[float], text: str, query: str = "q", expires: i
 
 
 async def test_weaviate_tenant_isolation_and_similarity(infra: StackSettings) -> None:
-    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    index = await connect_weaviate(infra)
     a, b = tenant(), tenant()
     now = int(time.time())
     try:
@@ -92,7 +99,7 @@ async def test_weaviate_tenant_isolation_and_similarity(infra: StackSettings) ->
 
 
 async def test_weaviate_expiry_and_size_cap(infra: StackSettings) -> None:
-    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    index = await connect_weaviate(infra)
     t = tenant()
     now = int(time.time())
     try:
@@ -122,8 +129,8 @@ async def test_weaviate_expiry_and_size_cap(infra: StackSettings) -> None:
 
 
 async def test_semantic_tier_and_guard_through_the_cache_core(infra: StackSettings) -> None:
-    store = RedisExactStore(f"redis://127.0.0.1:{infra.redis_port}/0", 1.0)
-    index = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    store = RedisExactStore(infra.redis_url(), 1.0)
+    index = await connect_weaviate(infra)
     core = CacheCore(store, index, CacheMetrics(CollectorRegistry()), 3600, 0.92)
     t = tenant()
     try:
@@ -152,3 +159,20 @@ async def test_semantic_tier_and_guard_through_the_cache_core(infra: StackSettin
     finally:
         await core.invalidate(t, None, None)
         await core.close()
+
+
+async def test_weaviate_serves_nothing_without_the_api_key(infra: StackSettings) -> None:
+    base = f"http://127.0.0.1:{infra.weaviate_port}/v1"
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(f"{base}/.well-known/ready")).status_code == 200  # the launcher's probe
+        assert (await http.get(f"{base}/objects")).status_code == 401
+        assert (await http.get(f"{base}/schema")).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-key"}
+        assert (await http.get(f"{base}/objects", headers=wrong)).status_code == 401
+        ours = {"Authorization": f"Bearer {infra.weaviate_api_key()}"}
+        assert (await http.get(f"{base}/schema", headers=ours)).status_code == 200
+    anonymous = await WeaviateSemanticIndex.connect(f"http://127.0.0.1:{infra.weaviate_port}", infra.weaviate_grpc_port)
+    try:
+        assert not await anonymous.healthy()  # gRPC and REST alike refuse a client without the key
+    finally:
+        await anonymous.close()

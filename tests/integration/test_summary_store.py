@@ -15,7 +15,7 @@ pytestmark = pytest.mark.integration
 
 
 async def test_summaries_round_trip_with_ttl_and_serve_the_next_request(infra: StackSettings) -> None:
-    url = f"redis://127.0.0.1:{infra.redis_port}/0"
+    url = infra.redis_url()
     store = RedisSummaryStore(url, 1.0)
     key = uuid.uuid4().hex
     try:
