@@ -27,6 +27,7 @@ from services.cache.settings import CacheSettings
 from services.cli.settings import StackSettings
 from services.common.contracts import to_messages
 from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm
+from services.common.interceptors import client_channel
 from services.orchestrator.settings import OrchestratorSettings
 from workloads.pairs import Pair
 
@@ -86,7 +87,7 @@ async def run(pairs: Sequence[Pair], lowest: float) -> list[Outcome]:
     stack = StackSettings()
     settings = OrchestratorSettings()
     embedder = load_minilm(settings.embedding_model_dir, settings.embedding_threads)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.cache_port}") as channel:
+    async with client_channel(f"127.0.0.1:{stack.cache_port}", token=stack.mesh_token()) as channel:
         stub: cache_pb2_grpc.CacheAsyncStub = cache_pb2_grpc.CacheStub(channel)
         gate = asyncio.Semaphore(CONCURRENCY)
 

@@ -25,11 +25,10 @@ import statistics
 import time
 from collections import defaultdict
 
-import grpc
-
 from bench.output import emit
 from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
 from services.cli.settings import StackSettings
+from services.common.interceptors import client_channel
 from services.common.tokens import count_text
 from services.inference.backends.openai_compatible import OpenAICompatibleBackend
 from services.inference.backends.vllm import vllm_backend
@@ -110,7 +109,7 @@ async def run_dataset(name: str, args: argparse.Namespace, stack: StackSettings)
     full_prompt = INSTRUCTION.format(labels=label_list, examples="\n\n".join(examples))
     backend = vllm_backend(stack.model_url("large"), stack.large_model, "")
     summaries = []
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{stack.compressor_port}") as channel:
+    async with client_channel(f"127.0.0.1:{stack.compressor_port}", token=stack.mesh_token()) as channel:
         stub: compressor_pb2_grpc.CompressorAsyncStub = compressor_pb2_grpc.CompressorStub(channel)
         try:
             for ratio in args.ratios:

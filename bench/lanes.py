@@ -17,12 +17,11 @@ import statistics
 import time
 import uuid
 
-import grpc
-
 from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.settings import StackSettings
+from services.common.interceptors import blocking_channel
 from workloads import datasets
 
 
@@ -60,7 +59,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--idle-s", type=float, default=30.0, help="batch alone after the real-time phase")
     args = parser.parse_args(argv)
     stack = StackSettings()
-    stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.insecure_channel(f"127.0.0.1:{stack.orchestrator_port}"))
+    # The mesh token: the orchestrator admits it in place of an API key, for whichever tenant the bench names.
+    channel = blocking_channel(f"127.0.0.1:{stack.orchestrator_port}", stack.mesh_token())
+    stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
     tenant = f"bench-lanes-{uuid.uuid4().hex[:8]}"
     queries = [text for text, _ in datasets.sample(datasets.banking77("test"), 2 * args.requests + args.batch_items, 3)]
     quiet, busy, flood = (

@@ -24,6 +24,8 @@ from costmesh.v1 import (
     router_pb2,
     router_pb2_grpc,
 )
+from services.cli.settings import StackSettings
+from services.common.interceptors import blocking_channel
 
 PROMPTS = [
     "What is the capital of France?",
@@ -77,7 +79,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     per_round: dict[str, list[dict[str, float]]] = {}
-    with grpc.insecure_channel(args.router) as router, grpc.insecure_channel(args.address) as orchestrator:
+    token = StackSettings().mesh_token()  # the router serves the mesh only; the orchestrator admits it too
+    with blocking_channel(args.router, token) as router, blocking_channel(args.address, token) as orchestrator:
         bench_router(router, 20)  # warm-up
         for r in range(args.rounds):
             results = {"router": summarize_ms(bench_router(router, args.requests))}

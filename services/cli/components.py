@@ -12,6 +12,7 @@ from services.cli.model_info import describe
 from services.cli.probes import grpc_serving, http_ok, redis_ping
 from services.cli.process import Component
 from services.cli.settings import ROOT, StackSettings
+from services.common.meshauth import MESH_TOKEN_ENV
 from services.common.tokens import seed_tiktoken_cache
 
 SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator", "batch")
@@ -243,6 +244,7 @@ def service(s: StackSettings, name: str) -> Component:
     port = getattr(s, f"{name}_port")
     prefix = f"COSTMESH_{name.upper()}_"
     env = {
+        MESH_TOKEN_ENV: s.mesh_token(),  # every service both checks it and sends it to the others
         f"{prefix}PORT": str(port),
         f"{prefix}METRICS_PORT": str(s.metrics_base_port + port - s.orchestrator_port),
         f"{prefix}OTLP_ENDPOINT": s.otlp_endpoint,

@@ -1,11 +1,12 @@
-"""Server and client interceptors: tracing, RPC metrics and the one error-to-status mapping."""
+"""Server and client interceptors: the mesh token, tracing, RPC metrics and the one error-to-status mapping."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -14,11 +15,14 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from services.common.errors import status_for
+from services.common.meshauth import MESH_TOKEN_KEY, is_mesh_call, mesh_token
 
 log = logging.getLogger(__name__)
 
-# Health checks and reflection are polled constantly; tracing them would drown the real traffic.
+# Health checks and reflection are polled constantly; tracing them would drown the real traffic. They are
+# also the only methods open to callers without the mesh token: probes, balancers and grpcurl need them.
 UNTRACED_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+UNAUTHENTICATED_MESSAGE = "missing or wrong mesh token"
 
 
 class RpcMetrics:
@@ -45,11 +49,19 @@ def _metadata_dict(context: grpc.aio.ServicerContext[Any, Any]) -> dict[str, str
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
-    """Wraps every handler: a SERVER span (context taken from the caller), metrics, error mapping."""
+    """Wraps every handler: the mesh token check, a SERVER span (context taken from the caller), metrics,
+    error mapping.
 
-    def __init__(self, metrics: RpcMetrics) -> None:
+    A call without the expected token gets UNAUTHENTICATED before any service code runs, unless it is health,
+    reflection, or a method under one of ``public_prefixes`` (a service that authenticates its callers
+    itself). An empty ``token`` trusts no caller: a service started without one serves health only.
+    """
+
+    def __init__(self, metrics: RpcMetrics, token: str, public_prefixes: Sequence[str] = ()) -> None:
         self._metrics = metrics
         self._tracer = trace.get_tracer("costmesh.server")
+        self._token = token
+        self._public = tuple(public_prefixes)
 
     async def intercept_service(
         self,
@@ -60,6 +72,8 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
         method: str = details.method
         if handler is None or method.startswith(UNTRACED_PREFIXES):
             return handler
+        if not method.startswith(self._public) and not is_mesh_call(details.invocation_metadata, self._token):
+            return self._rejecting(method, handler)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._wrap_unary(method, handler.unary_unary),
@@ -73,6 +87,18 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
                 response_serializer=handler.response_serializer,
             )
         return handler  # no client-streaming RPCs in costmesh's protos
+
+    def _rejecting(self, method: str, handler: grpc.RpcMethodHandler[Any, Any]) -> grpc.RpcMethodHandler[Any, Any]:
+        """A handler that refuses the call. The request stays undecoded: nothing of it is read."""
+
+        async def reject(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+            self._metrics.observe(method, grpc.StatusCode.UNAUTHENTICATED, 0.0)
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTHENTICATED_MESSAGE)
+
+        serializer = handler.response_serializer
+        if handler.unary_stream is not None:  # a coroutine serves a server-streaming RPC too (grpc.aio)
+            return grpc.unary_stream_rpc_method_handler(reject, response_serializer=serializer)
+        return grpc.unary_unary_rpc_method_handler(reject, response_serializer=serializer)
 
     @contextlib.asynccontextmanager
     async def _handled(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
@@ -88,6 +114,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
                 raise
             except Exception as exc:
                 code, message = _record_failure(span, method, exc)
+                retry_after_s = getattr(exc, "retry_after_s", 0.0)  # RateLimited says when to come back
+                if retry_after_s:
+                    context.set_trailing_metadata((("retry-after", str(math.ceil(retry_after_s))),))
                 await context.abort(code, message)
             finally:
                 self._metrics.observe(method, code, time.perf_counter() - started)
@@ -117,35 +146,87 @@ def _record_failure(span: trace.Span, method: str, exc: Exception) -> tuple[grpc
     return code, message
 
 
-def _with_trace_context(details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+def _outgoing(details: grpc.aio.ClientCallDetails, token: str) -> grpc.aio.ClientCallDetails:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     metadata = grpc.aio.Metadata(*(details.metadata or ()))
     for key, value in carrier.items():
         metadata.add(key, value)
+    if token:
+        metadata.add(MESH_TOKEN_KEY, token)
     return grpc.aio.ClientCallDetails(
         details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
     )
 
 
-class TracePropagation(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]  # generic only in the stubs
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
-):
-    """Client side: carries the current trace context to the next hop in the call's metadata."""
+class UnaryMeshMetadata(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
+    """Client side of unary calls: carries the current trace context and the mesh token to the next hop."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
 
     async def intercept_unary_unary(
         self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await continuation(_with_trace_context(client_call_details), request)
+        return await continuation(_outgoing(client_call_details, self._token), request)
+
+
+# A separate class for streams: grpc.aio files an interceptor under the first call kind it implements only.
+class StreamMeshMetadata(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[type-arg]  # generic only in the stubs
+    """Client side of server-streaming calls: the same metadata as UnaryMeshMetadata."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
 
     async def intercept_unary_stream(
         self, continuation: Callable[..., Any], client_call_details: grpc.aio.ClientCallDetails, request: Any
     ) -> Any:
-        return await continuation(_with_trace_context(client_call_details), request)
+        return await continuation(_outgoing(client_call_details, self._token), request)
 
 
-def client_channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel to another costmesh service that propagates the trace context."""
+def client_channel(target: str, token: str | None = None) -> grpc.aio.Channel:
+    """An insecure channel to another costmesh service that sends the mesh token and the trace context.
+
+    ``token`` defaults to this process's own (COSTMESH_MESH_TOKEN); tools outside the mesh pass the stack's.
+    """
+    token = mesh_token() if token is None else token
+    interceptors = [UnaryMeshMetadata(token), StreamMeshMetadata(token)]
     # grpc-stubs types this list with a placeholder that no real interceptor matches.
-    return grpc.aio.insecure_channel(target, interceptors=[TracePropagation()])  # type: ignore[list-item]
+    return grpc.aio.insecure_channel(target, interceptors=interceptors)  # type: ignore[arg-type]
+
+
+class _BlockingCallDetails(grpc.ClientCallDetails):
+    """grpc.ClientCallDetails is abstract: the blocking API needs a concrete one to pass on."""
+
+    def __init__(self, details: grpc.ClientCallDetails, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.method = details.method
+        self.timeout = details.timeout
+        self.metadata = metadata
+        self.credentials = details.credentials
+        self.wait_for_ready = getattr(details, "wait_for_ready", None)
+        self.compression = getattr(details, "compression", None)
+
+
+class BlockingMeshToken(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]  # generic only in the stubs
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """The blocking API's client side (the CLI, benches): sends the mesh token with every call."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def _details(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        metadata = (*(details.metadata or ()), (MESH_TOKEN_KEY, self._token))
+        return _BlockingCallDetails(details, metadata)
+
+    def intercept_unary_unary(self, continuation: Callable[..., Any], client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation: Callable[..., Any], client_call_details: Any, request: Any) -> Any:
+        return continuation(self._details(client_call_details), request)
+
+
+def blocking_channel(target: str, token: str) -> grpc.Channel:
+    """A blocking insecure channel to a costmesh service that sends ``token`` as the mesh token."""
+    return grpc.intercept_channel(grpc.insecure_channel(target), BlockingMeshToken(token))

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 
 from services.common.interceptors import RpcMetrics, ServerInterceptor
+from services.common.meshauth import mesh_token
 from services.common.settings import ServiceSettings
 from services.common.telemetry import serve_metrics, setup_tracing
 
@@ -86,13 +87,18 @@ class Service:
                 log.exception("closing a backend failed")
 
 
-def new_service(name: str, settings: ServiceSettings, service_names: Sequence[str]) -> Service:
+def new_service(
+    name: str, settings: ServiceSettings, service_names: Sequence[str], public_prefixes: Sequence[str] = ()
+) -> Service:
     """A grpc.aio server with the standard health service, reflection and costmesh's interceptors.
 
+    Only callers with the mesh token (COSTMESH_MESH_TOKEN) reach the servicer, except for health, reflection
+    and the methods under ``public_prefixes``, which authenticate their callers themselves.
     The caller adds its servicer with ``add_XServicer_to_server(servicer, service.server)``.
     """
     registry = CollectorRegistry()
-    server = grpc.aio.server(interceptors=[ServerInterceptor(RpcMetrics(registry, name))])
+    interceptor = ServerInterceptor(RpcMetrics(registry, name), mesh_token(), public_prefixes)
+    server = grpc.aio.server(interceptors=[interceptor])
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import grpc
 import httpx
 import pytest
 
@@ -93,7 +92,7 @@ async def test_rag_prompt_comes_out_shorter_with_the_question_intact(mesh: tuple
         tier=common_pb2.TIER_LARGE,
         cache=common_pb2.CacheControl(no_cache=True, no_store=True),
     )
-    stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.aio.insecure_channel(m.address("orchestrator")))
+    stub = orchestrator_pb2_grpc.OrchestratorStub(m.channel("orchestrator"))
     first = await stub.Complete(request, timeout=120)
     # Cold: the request goes on uncompressed (fail open); the compression finishes in the background.
     assert first.compression.degraded

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
@@ -77,7 +76,7 @@ async def mesh() -> AsyncIterator[tuple[Mesh, EchoBackend]]:
 
 async def test_static_examples_stay_a_shared_prefix_and_the_nearest_follow(mesh: tuple[Mesh, EchoBackend]) -> None:
     m, large = mesh
-    stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.aio.insecure_channel(m.address("orchestrator")))
+    stub = orchestrator_pb2_grpc.OrchestratorStub(m.channel("orchestrator"))
     blocks = {}
     for label, question in QUESTIONS.items():
         reply = await stub.Complete(

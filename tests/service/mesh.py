@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import grpc
 from prometheus_client import CollectorRegistry
 
 from services.cache.core import CacheCore, CacheMetrics
 from services.cache.server import build_server as build_cache
 from services.cache.settings import CacheSettings
+from services.common.interceptors import client_channel
 from services.common.runtime import Service
 from services.compressor.server import build_server as build_compressor
 from services.compressor.settings import CompressorSettings
@@ -37,9 +39,17 @@ def inference_core(small: Sequence[ChatBackend], large: Sequence[ChatBackend]) -
 @dataclass
 class Mesh:
     services: dict[str, Service] = field(default_factory=dict)
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     def address(self, name: str) -> str:
         return f"127.0.0.1:{self.services[name].port}"
+
+    def channel(self, name: str) -> grpc.aio.Channel:
+        """A channel to one service that sends the mesh token, open until stop(). Kept here because a
+        channel with interceptors that nothing references is closed by the garbage collector."""
+        channel = client_channel(self.address(name))
+        self.channels.append(channel)
+        return channel
 
     async def start(self, name: str, service: Service) -> Service:
         await service.server.start()
@@ -48,6 +58,8 @@ class Mesh:
         return service
 
     async def stop(self) -> None:
+        for channel in self.channels:
+            await channel.close()
         for service in reversed(list(self.services.values())):
             await service.stop(0)
 

@@ -28,7 +28,7 @@ def ask(text: str, **fields: object) -> orchestrator_pb2.CompletionRequest:
 
 
 def stub(mesh: Mesh) -> orchestrator_pb2_grpc.OrchestratorAsyncStub:
-    return orchestrator_pb2_grpc.OrchestratorStub(grpc.aio.insecure_channel(mesh.address("orchestrator")))  # type: ignore[return-value]
+    return orchestrator_pb2_grpc.OrchestratorStub(mesh.channel("orchestrator"))  # type: ignore[return-value]
 
 
 def metric(mesh: Mesh, name: str, **labels: str) -> float | None:

@@ -45,7 +45,7 @@ def ask(text: str) -> orchestrator_pb2.CompletionRequest:
 
 
 def orchestrator(mesh: Mesh) -> orchestrator_pb2_grpc.OrchestratorAsyncStub:
-    return orchestrator_pb2_grpc.OrchestratorStub(grpc.aio.insecure_channel(mesh.address("orchestrator")))  # type: ignore[return-value]
+    return orchestrator_pb2_grpc.OrchestratorStub(mesh.channel("orchestrator"))  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize(("logprob", "escalated"), [(-0.05, False), (-3.0, True)])
@@ -69,7 +69,7 @@ async def test_assess_keeps_a_likely_answer_and_escalates_an_unlikely_one(
 
 async def test_router_assess_rpc_validates_its_input(tmp_path: Path) -> None:
     mesh = await mesh_with(tmp_path, ScriptedBackend("small", "x"))
-    stub = router_pb2_grpc.RouterStub(grpc.aio.insecure_channel(mesh.address("router")))
+    stub = router_pb2_grpc.RouterStub(mesh.channel("router"))
     messages = [common_pb2.Message(role=common_pb2.ROLE_USER, content="q")]
     try:
         ok = await stub.Assess(

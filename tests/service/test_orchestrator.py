@@ -34,7 +34,7 @@ async def mesh(store: MemoryExactStore) -> AsyncIterator[Mesh]:
 
 
 def stub(mesh: Mesh) -> orchestrator_pb2_grpc.OrchestratorAsyncStub:
-    return orchestrator_pb2_grpc.OrchestratorStub(grpc.aio.insecure_channel(mesh.address("orchestrator")))  # type: ignore[return-value]
+    return orchestrator_pb2_grpc.OrchestratorStub(mesh.channel("orchestrator"))  # type: ignore[return-value]
 
 
 def ask(text: str, **fields: object) -> orchestrator_pb2.CompletionRequest:
@@ -202,7 +202,7 @@ async def test_summaries_are_charged_once_and_go_on_the_requests_lane(store: Mem
             history.append(common_pb2.Message(role=USER, content=f"question {i} " + "about orders " * 60))
             history.append(common_pb2.Message(role=common_pb2.ROLE_ASSISTANT, content=f"answer {i} " * 60))
         history.append(common_pb2.Message(role=USER, content="And the last one?"))
-        prune = summarizer_pb2_grpc.SummarizerStub(grpc.aio.insecure_channel(m.address("summarizer")))
+        prune = summarizer_pb2_grpc.SummarizerStub(m.channel("summarizer"))
         request = summarizer_pb2.PruneRequest(tenant="acme", messages=history, lane=common_pb2.LANE_BATCH)
         first = await prune.Prune(request)
         assert first.report.summary_source == "full"

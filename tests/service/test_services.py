@@ -22,6 +22,7 @@ from costmesh.v1 import (
 from services.cache.core import CacheCore, CacheMetrics
 from services.cache.server import build_server as build_cache
 from services.cache.settings import CacheSettings
+from services.common.interceptors import client_channel
 from services.common.runtime import Service
 from services.inference.server import build_server as build_inference
 from services.inference.settings import InferenceSettings
@@ -37,7 +38,7 @@ USER = common_pb2.ROLE_USER
 async def started(service: Service) -> AsyncIterator[grpc.aio.Channel]:
     await service.server.start()
     await service.refresh_health()
-    channel = grpc.aio.insecure_channel(f"127.0.0.1:{service.port}")
+    channel = client_channel(f"127.0.0.1:{service.port}")
     try:
         yield channel
     finally:

@@ -14,6 +14,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from costmesh.v1 import common_pb2, summarizer_pb2, summarizer_pb2_grpc
+from services.common.interceptors import client_channel
 from services.inference.server import build_server as build_inference
 from services.inference.settings import InferenceSettings
 from tests.helpers import ROOT, free_port
@@ -23,7 +24,7 @@ from tests.service.mesh import inference_core
 
 async def wait_serving(address: str, timeout_s: float = 30.0) -> None:
     deadline = time.monotonic() + timeout_s
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with client_channel(address) as channel:
         while time.monotonic() < deadline:
             try:
                 reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
@@ -58,7 +59,7 @@ async def test_sigterm_finishes_in_flight_work_then_exits_zero(tmp_path: Path) -
         await wait_serving(address)
         history = [common_pb2.Message(role=common_pb2.ROLE_USER, content="tell me about orders " * 400)] * 3
         history.append(common_pb2.Message(role=common_pb2.ROLE_USER, content="latest"))
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with client_channel(address) as channel:
             call = summarizer_pb2_grpc.SummarizerStub(channel).Prune(  # an awaitable call, already sent
                 summarizer_pb2.PruneRequest(tenant="acme", messages=history, keep_last=1), timeout=20
             )

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import grpc
-
 from costmesh.v1 import cache_pb2, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.common.interceptors import client_channel
 from services.orchestrator.clients import GrpcStages
 from services.orchestrator.settings import OrchestratorSettings
 from tests.service.fakes import EchoBackend
@@ -25,7 +24,7 @@ async def test_an_evicted_entry_is_answered_afresh() -> None:
     )
     stages = GrpcStages(OrchestratorSettings(cache_addr=mesh.address("cache")))
     try:
-        async with grpc.aio.insecure_channel(mesh.address("orchestrator")) as channel:
+        async with client_channel(mesh.address("orchestrator")) as channel:
             stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
             await stub.Complete(ask("What is the capital of France?"))
             hit = await stub.Complete(ask("What is the capital of France?"))

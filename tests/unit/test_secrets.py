@@ -10,6 +10,7 @@ import pytest
 
 from services.cli import components, secrets
 from services.cli.settings import StackSettings
+from services.common.meshauth import MESH_TOKEN_ENV
 
 
 def mode(path: Path) -> int:
@@ -37,7 +38,7 @@ def test_concurrent_first_reads_agree_on_one_value(tmp_path: Path) -> None:
 
 def test_the_launcher_hands_the_secrets_out_off_the_command_line(tmp_path: Path) -> None:
     s = StackSettings(data_dir=tmp_path, run_dir=tmp_path / "run")
-    password = s.redis_password()
+    password, token = s.redis_password(), s.mesh_token()
     assert s.redis_url(2) == f"redis://:{password}@127.0.0.1:{s.redis_port}/2"
 
     redis = components.redis(s)
@@ -47,7 +48,9 @@ def test_the_launcher_hands_the_secrets_out_off_the_command_line(tmp_path: Path)
 
     for name in components.SERVICES:
         component = components.service(s, name)
-        assert not any(password in arg for arg in component.command)
+        if name != "gateway":  # the gateway calls the orchestrator with its callers' API keys
+            assert component.env[MESH_TOKEN_ENV] == token, name
+        assert not any(token in arg or password in arg for arg in component.command)
         for key, value in component.env.items():
             if key.endswith("REDIS_URL"):
                 assert value == s.redis_url(), (name, key)
