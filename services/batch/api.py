@@ -13,6 +13,7 @@ from services.batch.backends.base import WorkItem, WorkQueue
 from services.batch.jobs import JobStore, JobSummary
 from services.batch.lines import BadLine, check_request, custom_id_of, parse_line
 from services.common.errors import InvalidInput
+from services.common.meshauth import KEY_ID_ENTRY
 from services.common.validation import check_tenant
 
 MAX_ITEMS = 50_000  # OpenAI's Batch API limit per file
@@ -52,14 +53,14 @@ def error_result(index: int, custom_id: str, code: str, message: str) -> orchest
     )
 
 
-def normalize(tenant: str, item: orchestrator_pb2.BatchItem) -> orchestrator_pb2.BatchItem:
-    """The item as the consumer will run it: an OpenAI line parsed, the batch's tenant filled in. Raises
-    BadLine with the reason when it cannot run."""
+def normalize(tenant: str, item: orchestrator_pb2.BatchItem, key_id: str = "") -> orchestrator_pb2.BatchItem:
+    """The item as the consumer will run it: an OpenAI line parsed, the batch's tenant and the key that
+    pays for it filled in. Raises BadLine with the reason when it cannot run."""
     if item.WhichOneof("body") == "openai_line":
         custom_id, request = parse_line(item.openai_line, tenant)
         if item.custom_id and item.custom_id != custom_id:
             raise BadLine(f"custom_id {item.custom_id!r} differs from the line's {custom_id!r}")
-        return orchestrator_pb2.BatchItem(custom_id=custom_id, request=request)
+        return orchestrator_pb2.BatchItem(custom_id=custom_id, request=for_key(request, key_id))
     if not item.HasField("request"):
         raise BadLine("an item needs a request or an openai_line")
     request = orchestrator_pb2.CompletionRequest()
@@ -69,7 +70,15 @@ def normalize(tenant: str, item: orchestrator_pb2.BatchItem) -> orchestrator_pb2
     request.tenant = tenant
     request.request_id = request.request_id or item.custom_id
     check_request(request)
-    return orchestrator_pb2.BatchItem(custom_id=item.custom_id, request=request)
+    return orchestrator_pb2.BatchItem(custom_id=item.custom_id, request=for_key(request, key_id))
+
+
+def for_key(request: orchestrator_pb2.CompletionRequest, key_id: str) -> orchestrator_pb2.CompletionRequest:
+    """The request marked with the key the batch lane charges; a submitter cannot name another key."""
+    request.metadata.pop(KEY_ID_ENTRY, None)
+    if key_id:
+        request.metadata[KEY_ID_ENTRY] = key_id
+    return request
 
 
 class BatchApi:
@@ -77,7 +86,9 @@ class BatchApi:
         self._store = store
         self._queue = queue
 
-    async def submit(self, tenant: str, items: list[orchestrator_pb2.BatchItem]) -> orchestrator_pb2.BatchStatus:
+    async def submit(
+        self, tenant: str, items: list[orchestrator_pb2.BatchItem], key_id: str = ""
+    ) -> orchestrator_pb2.BatchStatus:
         check_tenant(tenant)
         if not items:
             raise InvalidInput("a batch needs at least one item")
@@ -88,7 +99,7 @@ class BatchApi:
         seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                ready = normalize(tenant, item)
+                ready = normalize(tenant, item, key_id)
                 if ready.custom_id in seen:
                     raise BadLine(f"custom_id {ready.custom_id!r} appears twice in the batch")
             except BadLine as e:

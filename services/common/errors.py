@@ -31,8 +31,20 @@ class BackendUnavailable(CostmeshError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class Unauthenticated(CostmeshError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class Forbidden(CostmeshError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class RateLimited(CostmeshError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s  # sent as `retry-after` trailing metadata when > 0
 
 
 class BudgetExceeded(CostmeshError):

@@ -23,7 +23,7 @@ from services.common.health import serving
 from services.common.interceptors import client_channel
 from services.orchestrator.settings import OrchestratorSettings
 
-_PASS_THROUGH = {
+_PASS_THROUGH: dict[grpc.StatusCode, type[CostmeshError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
     grpc.StatusCode.RESOURCE_EXHAUSTED: RateLimited,
     grpc.StatusCode.DEADLINE_EXCEEDED: BudgetExceeded,
@@ -88,6 +88,12 @@ class GrpcStages:
         try:
             async for chunk in self._inference.GenerateStream(request, timeout=timeout_s):
                 yield chunk.delta if chunk.WhichOneof("chunk") == "delta" else chunk.final
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "inference") from exc
+
+    async def prices(self) -> inference_pb2.PricesResponse:
+        try:
+            return await self._inference.Prices(inference_pb2.PricesRequest(), timeout=5.0)
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, "inference") from exc
 

@@ -8,17 +8,21 @@ from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.api import BatchApi
 from services.batch.backends.redis_streams import RedisStreamQueue
 from services.batch.jobs import JobStore
+from services.common.apikeys import KeyStore
 from services.common.contracts import TIERS_BY_NAME
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.common.runtime import Service, new_service
+from services.orchestrator.admission import Gatekeeper
 from services.orchestrator.clients import GrpcStages
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.pipeline import Pipeline
 from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prepare import Budgets
+from services.orchestrator.quote import PriceBook
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.spend import SpendLedger
 from services.orchestrator.spotcheck import SpotCheckConfig, SpotChecker
 from services.orchestrator.warmup import WarmUp
 
@@ -64,8 +68,16 @@ def batch_api(settings: OrchestratorSettings) -> BatchApi | None:
     return BatchApi(JobStore(client, settings.batch_retention_s), RedisStreamQueue(client))
 
 
+def gatekeeper(settings: OrchestratorSettings, stages: GrpcStages) -> Gatekeeper:
+    if not settings.keys_redis_url:
+        return Gatekeeper(None, None, PriceBook(stages.prices))
+    client = redis.Redis.from_url(settings.keys_redis_url)
+    return Gatekeeper(KeyStore(client), SpendLedger(client), PriceBook(stages.prices))
+
+
 async def build_server(settings: OrchestratorSettings) -> Service:
-    service = new_service("orchestrator", settings, [SERVICE_NAME])
+    # The orchestrator's own RPCs authenticate API keys (admission.py); the mesh token also admits.
+    service = new_service("orchestrator", settings, [SERVICE_NAME], public_prefixes=(f"/{SERVICE_NAME}/",))
     stages = GrpcStages(settings)
     metrics = OrchestratorMetrics(service.registry)
     metrics.escalation_baseline.set(settings.escalation_alert_baseline)
@@ -83,9 +95,11 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         checker,
     )
     batch = batch_api(settings)
+    gate = gatekeeper(settings, stages)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
-        OrchestratorServicer(pipeline, settings.request_timeout_s, batch), service.server
+        OrchestratorServicer(pipeline, gate, settings.request_timeout_s, batch), service.server
     )
+    service.closers.append(gate.close)
     if batch is not None:
         service.closers.append(batch.close)
     # Cache, router, summarizer and compressor fail open; without inference no request can be answered.

@@ -1,0 +1,142 @@
+"""Who is calling and what they may do: API key or mesh token -> tenant, tiers, lane, budget. No grpc here.
+
+Two kinds of caller reach the orchestrator:
+- an application with an API key (`authorization: Bearer <key>`): the tenant is the key's, never the
+  request's; the key decides the tiers it may use and whether it may use the batch lane, and its budget
+  and rate are reserved before the model call (spend.py);
+- a component of the mesh with the mesh token (the batch consumer, the gateway's internal calls, offline
+  benches): trusted with the tenant it names. The batch consumer names the key that submitted the batch
+  in the request's metadata (KEY_ID_ENTRY), so the batch lane pays that key's budget under its tiers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from costmesh.v1 import common_pb2, orchestrator_pb2
+from services.common.apikeys import KeyPolicy, KeyStore, bearer
+from services.common.errors import CostmeshError, Forbidden, Unauthenticated
+from services.common.meshauth import KEY_ID_ENTRY, is_mesh_call
+from services.orchestrator.quote import PriceBook
+from services.orchestrator.spend import Reservation, SpendLedger
+
+Metadata = Iterable[tuple[str, str | bytes]]
+TIER_NAME = {common_pb2.TIER_SMALL: "small", common_pb2.TIER_LARGE: "large"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    policy: KeyPolicy | None  # None: a mesh component acting for no key (no limits apply)
+    mesh: bool
+
+    @property
+    def tenant(self) -> str | None:
+        return self.policy.tenant if self.policy else None
+
+
+def authorization(metadata: Metadata) -> str:
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str):
+            return bearer(value)
+    return ""
+
+
+def own_tenant(caller: Caller, tenant: str) -> str:
+    """The tenant a call acts for: the key's. A different tenant in the request is refused, not ignored."""
+    if caller.policy is None:
+        return tenant
+    if tenant and tenant != caller.policy.tenant:
+        raise Forbidden(f"tenant {tenant!r} in the request differs from the API key's tenant")
+    return caller.policy.tenant
+
+
+def restrict_tier(policy: KeyPolicy, request: orchestrator_pb2.CompletionRequest) -> None:
+    """A tier set by the request must be one the key may use; a key with one tier gets that tier."""
+    if request.tier in TIER_NAME:
+        if TIER_NAME[request.tier] not in policy.tiers:
+            raise Forbidden(f"API key {policy.key_id} may not use the {TIER_NAME[request.tier]} tier")
+        return
+    if policy.tiers == {"small"}:
+        request.tier = common_pb2.TIER_SMALL  # routed without the large tier: no route to it, no escalation
+    elif policy.tiers == {"large"}:
+        request.tier = common_pb2.TIER_LARGE
+
+
+class Gatekeeper:
+    def __init__(self, keys: KeyStore | None, ledger: SpendLedger | None, prices: PriceBook) -> None:
+        self._keys = keys  # None: API keys are off and only the mesh may call
+        self._ledger = ledger
+        self._prices = prices
+
+    async def caller(self, metadata: Metadata) -> Caller:
+        """A key, when one is sent, decides: the gateway forwards its caller's key over a mesh channel,
+        and that call must be the key's, not the mesh's."""
+        items = list(metadata)
+        key = authorization(items)
+        if not key and is_mesh_call(items):
+            return Caller(None, mesh=True)
+        if self._keys is None:
+            raise Unauthenticated("API keys are not configured here; only the mesh may call")
+        return Caller(await self._keys.authenticate(key), mesh=False)
+
+    async def admit(
+        self, metadata: Metadata, request: orchestrator_pb2.CompletionRequest
+    ) -> tuple[orchestrator_pb2.CompletionRequest, Reservation | None]:
+        """The request as the caller may run it, and what it holds of the key's budget."""
+        caller = await self.caller(metadata)
+        admitted = orchestrator_pb2.CompletionRequest()
+        admitted.CopyFrom(request)
+        policy = caller.policy
+        if caller.mesh:
+            policy = await self._batch_key(admitted)
+        else:
+            assert policy is not None
+            admitted.metadata.pop(KEY_ID_ENTRY, None)
+            if admitted.lane == common_pb2.LANE_BATCH:
+                raise Forbidden("LANE_BATCH is the batch lane's own; submit a batch to use it")
+        if policy is None:
+            return admitted, None
+        admitted.tenant = own_tenant(Caller(policy, mesh=False), admitted.tenant)
+        restrict_tier(policy, admitted)
+        return admitted, await self.reserve(policy, admitted)
+
+    async def _batch_key(self, request: orchestrator_pb2.CompletionRequest) -> KeyPolicy | None:
+        key_id = request.metadata.get(KEY_ID_ENTRY, "")
+        if not key_id:
+            return None
+        if self._keys is None:
+            raise Unauthenticated("the batch names an API key, but API keys are not configured here")
+        policy = await self._keys.by_id(key_id)
+        if policy is None or policy.revoked:
+            raise Unauthenticated(f"API key {key_id} that submitted the batch is revoked")
+        return policy
+
+    async def reserve(self, policy: KeyPolicy, request: orchestrator_pb2.CompletionRequest) -> Reservation | None:
+        """Every key's requests are reserved and settled, so `costmesh keys list` shows each key's spend."""
+        if self._ledger is None:
+            return None
+        try:
+            usd = await self._prices.worst_case_usd(request)
+        except CostmeshError:
+            if policy.budget_usd_per_day:
+                raise  # a budget cannot be checked without prices: refuse (UNAVAILABLE), never overspend
+            usd = 0.0  # no budget to protect: an exact cache hit is still served while inference is down
+        return await self._ledger.reserve(policy, usd)
+
+    async def settle(self, reservation: Reservation | None, actual_usd: float) -> None:
+        if reservation is not None and self._ledger is not None:
+            await self._ledger.settle(reservation, actual_usd)
+
+    async def close(self) -> None:
+        if self._keys is not None:
+            await self._keys.close()  # the ledger shares the keys' client
+
+    async def batch_caller(self, metadata: Metadata, tenant: str) -> tuple[str, str]:
+        """(tenant, key id) for a batch RPC; a key must be allowed the batch lane. The mesh names the tenant."""
+        caller = await self.caller(metadata)
+        if caller.policy is None:
+            return tenant, ""
+        if not caller.policy.allow_batch:
+            raise Forbidden(f"API key {caller.policy.key_id} may not use the batch lane (keys create --allow-batch)")
+        return own_tenant(caller, tenant), caller.policy.key_id

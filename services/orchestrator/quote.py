@@ -1,0 +1,62 @@
+"""A request's worst-case cost, from the tiers' prices as the inference service reports them. No grpc here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2
+from services.common.errors import CostmeshError
+from services.common.tokens import count_messages, count_text
+from services.orchestrator.spend import RESERVE_MARGIN
+
+log = logging.getLogger(__name__)
+FetchPrices = Callable[[], Awaitable[inference_pb2.PricesResponse]]
+REFRESH_S = 60.0  # prices change with a redeploy of inference, not per request
+
+
+def calls_of(tier: common_pb2.Tier.ValueType) -> list[common_pb2.Tier.ValueType]:
+    """The model calls a request may make: its answer on the planned tier (routed: the cheap answer and
+    an escalation), plus a cheap summary when pruning summarizes its history."""
+    if tier == common_pb2.TIER_SMALL:
+        return [common_pb2.TIER_SMALL, common_pb2.TIER_SMALL]
+    if tier == common_pb2.TIER_LARGE:
+        return [common_pb2.TIER_LARGE, common_pb2.TIER_SMALL]
+    return [common_pb2.TIER_SMALL, common_pb2.TIER_LARGE, common_pb2.TIER_SMALL]
+
+
+def prompt_tokens(request: orchestrator_pb2.CompletionRequest) -> int:
+    turns = count_messages([(str(m.role), m.content) for m in request.messages])
+    return turns + sum(count_text(d.text) for d in request.documents)
+
+
+class PriceBook:
+    def __init__(self, fetch: FetchPrices) -> None:
+        self._fetch = fetch
+        self._prices: inference_pb2.PricesResponse | None = None
+        self._fetched_at = 0.0
+
+    async def _current(self) -> inference_pb2.PricesResponse:
+        if self._prices is None or time.monotonic() - self._fetched_at > REFRESH_S:
+            try:
+                self._prices = await self._fetch()
+            except CostmeshError:
+                if self._prices is None:
+                    raise
+                log.warning("inference's prices unreachable; reserving at the last ones known")
+            self._fetched_at = time.monotonic()
+        return self._prices
+
+    async def worst_case_usd(self, request: orchestrator_pb2.CompletionRequest) -> float:
+        """Every call the request may make, each with the whole prompt and every token max_tokens allows."""
+        prices = await self._current()
+        by_tier = {p.tier: p for p in prices.tiers}
+        completion = request.sampling.max_tokens or prices.default_max_tokens
+        prompt = RESERVE_MARGIN * prompt_tokens(request)
+        total = 0.0
+        for tier in calls_of(request.tier):
+            price = by_tier.get(tier) or by_tier.get(common_pb2.TIER_LARGE) or by_tier[common_pb2.TIER_SMALL]
+            usd = 1e-6 * (prompt * price.input_per_m + completion * price.output_per_m)
+            total += usd * (price.batch_discount if request.lane == common_pb2.LANE_BATCH else 1.0)
+        return total
