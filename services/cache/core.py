@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -25,13 +25,17 @@ from services.cache.domain import (
 from services.cache.guard import mismatch
 from services.cache.verifier import Verifier
 from services.common.errors import InvalidInput
+from services.common.telemetry import tenant_label
 from services.common.validation import check_tenant
 
 log = logging.getLogger(__name__)
 
 
 class CacheMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    """The cache's metrics. Only ``tenants`` get a tenant label of their own; the rest share "other"."""
+
+    def __init__(self, registry: CollectorRegistry, tenants: Collection[str] = ()) -> None:
+        self._tenants = frozenset(tenants)
         self.lookups = Counter(
             "costmesh_cache_lookups",
             "Cache lookups by tier and result",
@@ -77,6 +81,9 @@ class CacheMetrics:
             buckets=(0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1),
         )
         self.entries = Gauge("costmesh_cache_entries", "Entries held, by tier", ["tier"], registry=registry)
+
+    def tenant(self, tenant: str) -> str:
+        return tenant_label(tenant, self._tenants)
 
 
 class Tiers(Enum):
@@ -199,9 +206,9 @@ class CacheCore:
         if answer is not None:
             fresh, age = self._fresh(answer, controls)
             if fresh:
-                self._metrics.lookups.labels("exact", material.tenant, "hit").inc()
+                self._metrics.lookups.labels("exact", self._metrics.tenant(material.tenant), "hit").inc()
                 return Decision(HitKind.EXACT, key, similarity=1.0, age_s=age, answer=answer, entry_key=key)
-        self._metrics.lookups.labels("exact", material.tenant, "miss").inc()
+        self._metrics.lookups.labels("exact", self._metrics.tenant(material.tenant), "miss").inc()
         return Decision(HitKind.MISS, key, reason="no exact match" if answer is None else "exact match too old")
 
     async def _semantic_lookup(
@@ -222,7 +229,7 @@ class CacheCore:
         finally:
             self._metrics.latency.labels("semantic").observe(time.perf_counter() - started)
         if not matches:
-            self._metrics.lookups.labels("semantic", tenant, "miss").inc()
+            self._metrics.lookups.labels("semantic", self._metrics.tenant(tenant), "miss").inc()
             return Decision(HitKind.MISS, key, reason="no semantic neighbour", degraded=degraded)
         self._metrics.similarity.observe(matches[0].similarity)
         why = f"nearest similarity {matches[0].similarity:.3f} < threshold {threshold:.2f}"
@@ -235,15 +242,15 @@ class CacheCore:
             if not fresh:
                 why = "nearest neighbour older than max_age_s"
             elif rejected := mismatch(query, match.query):
-                self._metrics.guard_rejections.labels(tenant).inc()
+                self._metrics.guard_rejections.labels(self._metrics.tenant(tenant)).inc()
                 why = f"false-hit guard: {rejected} (similarity {match.similarity:.3f})"
             else:
                 candidates.append((match, age))
         decision = await self._verified(material, key, controls, candidates) if candidates else None
         if decision is not None and decision.kind is HitKind.SEMANTIC:
-            self._metrics.lookups.labels("semantic", tenant, "hit").inc()
+            self._metrics.lookups.labels("semantic", self._metrics.tenant(tenant), "hit").inc()
             return decision
-        self._metrics.lookups.labels("semantic", tenant, "miss").inc()
+        self._metrics.lookups.labels("semantic", self._metrics.tenant(tenant), "miss").inc()
         if decision is not None:  # every candidate refused by the verifier, or the verifier failed
             return replace(decision, degraded=decision.degraded or degraded)
         return Decision(HitKind.MISS, key, similarity=matches[0].similarity, reason=why, degraded=degraded)
@@ -285,7 +292,7 @@ class CacheCore:
                     verifier_score=score,
                     entry_key=match.key,
                 )
-        self._metrics.verifier_rejections.labels(material.tenant).inc()
+        self._metrics.verifier_rejections.labels(self._metrics.tenant(material.tenant)).inc()
         top = max(scores)
         reason = f"verifier: P(same answer) {top:.3f} < {cut:.2f} (similarity {best.similarity:.3f})"
         return Decision(HitKind.MISS, key, best.similarity, reason=reason, verifier_score=top)

@@ -47,7 +47,7 @@ async def build_core(settings: CacheSettings, metrics: CacheMetrics) -> CacheCor
 
 async def build_server(settings: CacheSettings, core: CacheCore | None = None) -> Service:
     service = new_service("cache", settings, [SERVICE_NAME])
-    core = core or await build_core(settings, CacheMetrics(service.registry))
+    core = core or await build_core(settings, CacheMetrics(service.registry, settings.metrics_tenants))
     servicer = CacheServicer(core, time.time, settings.embedding_dim)
     cache_pb2_grpc.add_CacheServicer_to_server(servicer, service.server)
     service.checks["redis"] = core.exact_healthy

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated
 
-from services.common.settings import ServiceSettings
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from services.common.settings import ServiceSettings, split_commas
 
 
 class TenantPolicySettings(BaseModel):
@@ -45,3 +47,11 @@ class CacheSettings(ServiceSettings):
     tenant_policies: dict[str, TenantPolicySettings] = Field(default_factory=dict)
     max_entries_per_tenant: int = Field(default=100_000, ge=0)  # semantic tier; oldest evicted first; 0: no cap
     sweep_interval_s: float = Field(default=60.0, gt=0)  # how often expired / excess entries are removed
+    # Tenants that get their own label on the cache's metrics, comma-separated; every other tenant counts
+    # as "other", so a caller inventing tenant names cannot grow the series without bound.
+    metrics_tenants: Annotated[frozenset[str], NoDecode] = frozenset()
+
+    @field_validator("metrics_tenants", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        return split_commas(value)

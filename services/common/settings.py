@@ -46,3 +46,11 @@ class ServiceSettings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
         return self
+
+
+def split_commas(value: object) -> object:
+    """A comma-separated environment value as a list ("a, b" -> ["a", "b"]); other values unchanged. For a
+    `mode="before"` validator on a field annotated ``NoDecode`` (which pydantic-settings would read as JSON)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -11,6 +12,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from prometheus_client import CollectorRegistry, start_http_server
 
 log = logging.getLogger(__name__)
+
+# The label value of every tenant outside a metric's allow-list: tenant names come from callers, and a
+# label per name would let them grow Prometheus's series without bound.
+OTHER_TENANT = "other"
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider:
@@ -39,3 +44,8 @@ def current_trace_id() -> str:
     """The active span's trace id in hex, or an empty string outside a trace."""
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else ""
+
+
+def tenant_label(tenant: str, allowed: Collection[str]) -> str:
+    """The value a metric's ``tenant`` label takes: the tenant itself when allowed, else "other"."""
+    return tenant if tenant in allowed else OTHER_TENANT

@@ -128,3 +128,16 @@ async def test_invalidate_by_key_tenant_and_age() -> None:
 async def test_bad_tenant_is_invalid_input() -> None:
     with pytest.raises(InvalidInput):
         await core(MemoryExactStore()).lookup(KeyMaterial("bad tenant!", KEY.messages), Controls(), 0.0, [])
+
+
+async def test_metrics_label_only_allow_listed_tenants() -> None:
+    registry = CollectorRegistry()
+    c = CacheCore(MemoryExactStore(), None, CacheMetrics(registry, {"acme"}), 86400, 0.92, clock=lambda: NOW)
+    await c.lookup(KEY, Controls(), 0.0, [])
+    for invented in ("t1", "t2", "t3"):
+        await c.lookup(KeyMaterial(invented, KEY.messages), Controls(), 0.0, [])
+    lookups = "costmesh_cache_lookups_total"
+    assert registry.get_sample_value(lookups, {"tier": "exact", "tenant": "acme", "result": "miss"}) == 1
+    assert registry.get_sample_value(lookups, {"tier": "exact", "tenant": "other", "result": "miss"}) == 3
+    tenants = {s.labels["tenant"] for m in registry.collect() if m.name == "costmesh_cache_lookups" for s in m.samples}
+    assert tenants == {"acme", "other"}  # one series per allowed tenant, one for the rest, however many call

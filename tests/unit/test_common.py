@@ -1,7 +1,9 @@
 import grpc
 import pytest
 
+from services.cache.settings import CacheSettings
 from services.common.errors import BackendUnavailable, InvalidInput, status_for
+from services.common.telemetry import tenant_label
 from services.common.tokens import count_text, seed_tiktoken_cache
 from services.router.settings import RouterSettings
 
@@ -35,3 +37,15 @@ def test_tiktoken_seeded_offline_with_verified_hash(tmp_path: object) -> None:
     seed_tiktoken_cache()
     # o200k_base (gpt-4o) splits this into 7 tokens; cl100k_base would too, but a wrong vocabulary would not.
     assert count_text("The capital of France is Paris.") == 7
+
+
+def test_tenant_label_is_the_tenant_only_when_allowed() -> None:
+    assert tenant_label("acme", {"acme", "globex"}) == "acme"
+    assert tenant_label("mallory-0001", {"acme"}) == "other"
+    assert tenant_label("acme", ()) == "other"
+
+
+def test_metrics_tenants_read_as_a_comma_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert CacheSettings().metrics_tenants == frozenset()
+    monkeypatch.setenv("COSTMESH_CACHE_METRICS_TENANTS", "acme, globex,,")
+    assert CacheSettings().metrics_tenants == {"acme", "globex"}
