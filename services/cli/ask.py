@@ -67,9 +67,15 @@ def summary(response: orchestrator_pb2.CompletionResponse) -> dict[str, Any]:
     }
 
 
-def ask(address: str, request: orchestrator_pb2.CompletionRequest, timeout_s: float) -> dict[str, Any]:
+def auth_metadata(key: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {key}"),) if key else ()
+
+
+def ask(address: str, request: orchestrator_pb2.CompletionRequest, timeout_s: float, key: str) -> dict[str, Any]:
     with grpc.insecure_channel(address) as channel:
-        response = orchestrator_pb2_grpc.OrchestratorStub(channel).Complete(request, timeout=timeout_s)
+        response = orchestrator_pb2_grpc.OrchestratorStub(channel).Complete(
+            request, timeout=timeout_s, metadata=auth_metadata(key)
+        )
     return summary(response)
 
 

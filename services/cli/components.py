@@ -15,7 +15,7 @@ from services.cli.settings import ROOT, StackSettings
 from services.common.meshauth import MESH_TOKEN_ENV
 from services.common.tokens import seed_tiktoken_cache
 
-SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator", "batch")
+SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator", "batch", "gateway")
 INFRA = ("redis", "weaviate", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
 
 
@@ -46,10 +46,14 @@ def redis(s: StackSettings) -> Component:
             str(s.redis_port),
             "--dir",
             str(data),
+            # API keys and the day's spend live here: an append-only file (fsync each second) keeps them
+            # across a restart; RDB snapshots stay off.
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--protected-mode",
             "yes",
         ],
@@ -240,7 +244,29 @@ def llmlingua(s: StackSettings) -> Component:
     )
 
 
+def gateway(s: StackSettings) -> Component:
+    """The OpenAI-compatible HTTP front door; SERVING once the orchestrator behind it is."""
+    url = f"http://127.0.0.1:{s.gateway_port}"
+    env = {
+        "COSTMESH_GATEWAY_PORT": str(s.gateway_port),
+        "COSTMESH_GATEWAY_METRICS_PORT": str(s.metrics_base_port + 7),  # after the batch consumer's
+        "COSTMESH_GATEWAY_OTLP_ENDPOINT": s.otlp_endpoint,
+        "COSTMESH_GATEWAY_ORCHESTRATOR_ADDR": f"127.0.0.1:{s.orchestrator_port}",
+        "COSTMESH_GATEWAY_REDIS_URL": s.redis_url(),
+    }
+    return Component(
+        "gateway",
+        f"{url}/v1",
+        [str(s.python), "-m", "services.gateway"],
+        functools.partial(http_ok, f"{url}/health"),
+        env=env,
+        cwd=ROOT,
+    )
+
+
 def service(s: StackSettings, name: str) -> Component:
+    if name == "gateway":
+        return gateway(s)
     port = getattr(s, f"{name}_port")
     prefix = f"COSTMESH_{name.upper()}_"
     env = {
@@ -274,6 +300,7 @@ def service(s: StackSettings, name: str) -> Component:
         for other in ("inference", "router", "cache", "compressor", "summarizer"):
             env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"
         env[f"{prefix}BATCH_REDIS_URL"] = s.redis_url()
+        env[f"{prefix}KEYS_REDIS_URL"] = s.redis_url()
     if name == "batch":
         env[f"{prefix}REDIS_URL"] = s.redis_url()
         env[f"{prefix}ORCHESTRATOR_ADDR"] = f"127.0.0.1:{s.orchestrator_port}"

@@ -10,6 +10,7 @@ import grpc
 
 from services.cli import ask as ask_cmd
 from services.cli import batch as batch_cmd
+from services.cli import keys as keys_cmd
 from services.cli import stack
 from services.cli.settings import StackSettings
 from services.common.errors import MissingConfig
@@ -23,6 +24,11 @@ def _up(args: argparse.Namespace, settings: StackSettings) -> int:
         print(f"costmesh up failed:\n{exc}", file=sys.stderr)
         return 1
     print(f"costmesh is up; orchestrator at 127.0.0.1:{settings.orchestrator_port}")
+    if not args.only or "redis" in args.only:
+        key, made = keys_cmd.ensure_demo_key(settings)
+        where = keys_cmd.demo_key_path(settings)
+        print(f"demo API key (tenant {keys_cmd.DEMO_TENANT!r}, {'new' if made else 'kept'} in {where}): {key}")
+        print(f"OpenAI-compatible endpoint: http://127.0.0.1:{settings.gateway_port}/v1")
     return 0
 
 
@@ -44,8 +50,9 @@ def _status(args: argparse.Namespace, settings: StackSettings) -> int:
 
 def _ask(args: argparse.Namespace, settings: StackSettings) -> int:
     request = ask_cmd.build_request(args.prompt, args.tenant, args.tier, args.max_tokens, args.no_cache, args.system)
+    key = keys_cmd.caller_key(settings, args.key)
     try:
-        result = ask_cmd.ask(args.address or f"127.0.0.1:{settings.orchestrator_port}", request, args.timeout)
+        result = ask_cmd.ask(args.address or f"127.0.0.1:{settings.orchestrator_port}", request, args.timeout, key)
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2
@@ -60,18 +67,20 @@ def _bench(args: argparse.Namespace, settings: StackSettings) -> int:
 
 
 def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
-    address = args.address or f"127.0.0.1:{settings.orchestrator_port}"
+    client = batch_cmd.Client(
+        args.address or f"127.0.0.1:{settings.orchestrator_port}", keys_cmd.caller_key(settings, args.key)
+    )
     try:
         if args.action == "submit":
-            status = batch_cmd.submit(address, args.tenant, Path(args.target), args.timeout)
+            status = batch_cmd.submit(client, args.tenant, Path(args.target), args.timeout)
             print(status.batch_id)
             print(batch_cmd.progress_line(status), file=sys.stderr)
         elif args.action == "status":
-            batch_cmd.watch(address, args.tenant, args.target, follow=args.watch)
+            batch_cmd.watch(client, args.tenant, args.target, follow=args.watch)
         elif args.action == "results":
-            batch_cmd.results(address, args.tenant, args.target)
+            batch_cmd.results(client, args.tenant, args.target)
         else:
-            print(batch_cmd.progress_line(batch_cmd.cancel(address, args.tenant, args.target)))
+            print(batch_cmd.progress_line(batch_cmd.cancel(client, args.tenant, args.target)))
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2
@@ -124,7 +133,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="each component with its address and health").set_defaults(fn=_status)
     a = sub.add_parser("ask", help="send one request through the orchestrator")
     a.add_argument("prompt")
-    a.add_argument("--tenant", default="default")
+    a.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
+    a.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
     a.add_argument("--tier", choices=sorted(ask_cmd.TIERS), default="auto")
     a.add_argument("--system", default="", help="a system prompt")
     a.add_argument("--max-tokens", type=int, default=128)
@@ -144,7 +154,8 @@ def parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("action", choices=("submit", "status", "results", "cancel"))
     bt.add_argument("target", help="the JSONL file (submit) or the batch id")
-    bt.add_argument("--tenant", default="default")
+    bt.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
+    bt.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
     bt.add_argument("--watch", action="store_true", help="status: redraw the progress bar until done")
     bt.add_argument("--address", default="", help="orchestrator host:port")
     bt.add_argument("--timeout", type=float, default=120.0)
@@ -167,6 +178,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("tool", choices=("calibrate",))
     c.add_argument("tool_args", nargs=argparse.REMAINDER)
     c.set_defaults(fn=_cache)
+    keys_cmd.add_parser(sub)
     return p
 
 

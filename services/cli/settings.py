@@ -32,6 +32,7 @@ class StackSettings(ServiceSettings):
     summarizer_port: int = 50054
     inference_port: int = 50055
     batch_port: int = 50056  # the batch consumer (gRPC health only)
+    gateway_port: int = 8080  # the OpenAI-compatible HTTP API (services/gateway)
     metrics_base_port: int = 9460  # each service's /metrics on base + (its gRPC port - 50050)
 
     redis_port: int = 6390
