@@ -32,6 +32,12 @@ from typing import Any
 # Ray Serve's default 5 s proxy readiness check, and the proxy is then killed and restarted forever.
 os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
 os.environ.setdefault("RAY_SERVE_PROXY_HEALTH_CHECK_TIMEOUT_S", "30")
+# Ray binds its GCS, raylet, object manager, workers and agents to the node IP, which it resolves from the
+# default route even when told 127.0.0.1 (ray._private.services.resolve_ip_for_localhost); with this off,
+# the node IP is loopback (get_node_ip_address), so nothing of this single-node Ray listens outside the
+# machine. The flag is named for Windows and macOS, where it is off by default: a `ray start` of a worker
+# node joining this one is refused, and this script starts its own one-node instance anyway.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import psutil
 import ray
@@ -87,10 +93,35 @@ def _usage(prompt: int, completion: int) -> dict[str, Any]:
     }
 
 
+def _replica_grpc_on_loopback() -> None:
+    """Binds this replica's inter-deployment gRPC server to loopback instead of every interface.
+
+    Ray Serve hard-codes "[::]:0" for it (ray/serve/_private/replica.py, `_on_initialized`, Ray 2.60) and no
+    setting changes that; it requires Ray's auth token, but nothing of this one-node stack should listen
+    outside the machine. The replica binds it after constructing the deployment, so the constructor can
+    redirect the bind. Peers reach it at the node IP, which is loopback here (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER
+    above). A Ray without that hook is left as it is, with a warning; the e2e test then reports the listener.
+    """
+    from ray.serve._private import replica  # noqa: PLC0415 - Ray's internals, only inside a replica
+
+    bind = getattr(replica, "add_port_to_grpc_server", None)
+    if bind is None or getattr(bind, "costmesh_loopback", False):
+        if bind is None:
+            log.warning("ray serve: cannot bind the replica's gRPC server to loopback in this Ray version")
+        return
+
+    def on_loopback(server: Any, address: str) -> int:
+        return int(bind(server, address.replace("[::]:", "127.0.0.1:", 1)))
+
+    on_loopback.costmesh_loopback = True  # type: ignore[attr-defined]  # marks the wrapper: wrap once
+    replica.add_port_to_grpc_server = on_loopback
+
+
 @serve.deployment
 @serve.ingress(api)
 class SmallModel:
     def __init__(self, model_dir: str, served_name: str, threads: int) -> None:
+        _replica_grpc_on_loopback()
         torch.set_num_threads(threads)
         self._tokenizer = AutoTokenizer.from_pretrained(model_dir)
         self._model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
@@ -228,7 +259,8 @@ def main() -> None:
 
     ray.init(
         num_cpus=args.num_cpus,
-        include_dashboard=False,
+        _node_ip_address="127.0.0.1",  # loopback, given the flag above (ray resolves it to the node IP)
+        include_dashboard=False,  # no dashboard server (8265)
         object_store_memory=100 * 1024**2,  # nothing large goes through the object store here
         log_to_driver=False,
     )
