@@ -253,6 +253,8 @@ def gateway(s: StackSettings) -> Component:
         "COSTMESH_GATEWAY_OTLP_ENDPOINT": s.otlp_endpoint,
         "COSTMESH_GATEWAY_ORCHESTRATOR_ADDR": f"127.0.0.1:{s.orchestrator_port}",
         "COSTMESH_GATEWAY_REDIS_URL": s.redis_url(),
+        # No mesh token: the gateway acts only with its callers' keys, so a bug in it cannot claim a tenant.
+        MESH_TOKEN_ENV: "",
     }
     return Component(
         "gateway",

@@ -114,7 +114,7 @@ def chat_request(body: Any, tenant: str = "", strict_model: bool = True) -> orch
     for name in UNSUPPORTED:
         if body.get(name) not in (None, [], {}):
             raise WireError(f"{name} is not supported by costmesh", name)
-    if body.get("n", 1) != 1:
+    if body.get("n") not in (None, 1):
         raise WireError("only n=1 is supported", "n")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:

@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from services.gateway import batches, chat
-from services.gateway.context import Gateway, gateway_of
+from services.gateway.context import gateway_of
 from services.gateway.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -101,10 +101,9 @@ def routes() -> list[Route]:
     return [*out, Route("/health", health, methods=["GET"])]
 
 
-def build_app(gateway: Gateway) -> Starlette:
-    app = Starlette(
+def build_app() -> Starlette:
+    """The routes and error handlers; the lifespan (server.py) puts the Gateway in app.state."""
+    return Starlette(
         routes=routes(),
         exception_handlers={ApiError: on_api_error, HTTPException: on_http_error, Exception: on_crash},
     )
-    app.state.gateway = gateway
-    return app

@@ -27,22 +27,27 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = None) -> Starlette:
-    client = redis.Redis.from_url(settings.redis_url)
-    gateway = Gateway(
-        settings,
-        KeyStore(client),
-        FileStore(client, settings.file_retention_s),
-        client_channel(settings.orchestrator_addr),
-        registry or CollectorRegistry(),
-    )
+    registry = registry or CollectorRegistry()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await gateway.channel.close(None)
-        await client.aclose()
+        # Made here, inside uvicorn's event loop: a grpc.aio channel belongs to the loop it was made in.
+        client = redis.Redis.from_url(settings.redis_url)
+        gateway = Gateway(
+            settings,
+            KeyStore(client),
+            FileStore(client, settings.file_retention_s),
+            client_channel(settings.orchestrator_addr),
+            registry,
+        )
+        app.state.gateway = gateway
+        try:
+            yield
+        finally:
+            await gateway.channel.close(None)
+            await client.aclose()
 
-    app = build_app(gateway)
+    app = build_app()
     app.router.lifespan_context = lifespan
     return app
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -24,7 +27,7 @@ from services.gateway.server import create_app
 from services.gateway.settings import GatewaySettings
 from services.orchestrator.spend import SpendLedger
 from tests import stack
-from tests.helpers import free_port
+from tests.helpers import ROOT, free_port
 from tests.service.fakes import EchoBackend, ScriptedBackend
 from tests.service.mesh import Mesh, start_mesh
 from tests.unit.fakes import MemoryExactStore
@@ -392,3 +395,36 @@ async def test_bad_file_and_batch_requests_say_why(front: Front) -> None:
     ):
         assert response.status_code == status, response.text
         assert response.json()["error"]["message"]
+
+
+async def test_the_gateway_process_serves_as_costmesh_up_starts_it(front: Front, redis_url: str) -> None:
+    """`python -m services.gateway` on its own: its channel and stores are made in uvicorn's own loop."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "COSTMESH_GATEWAY_PORT": str(port),
+        "COSTMESH_GATEWAY_ORCHESTRATOR_ADDR": front.mesh.address("orchestrator"),
+        "COSTMESH_GATEWAY_REDIS_URL": redis_url,
+    }
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "services.gateway", env=env, cwd=ROOT)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+            key = await front.key()
+            answer = await client.post(
+                "/v1/chat/completions",
+                json={"model": "costmesh-small", "messages": [{"role": "user", "content": "from a process"}]},
+                headers={"authorization": f"Bearer {key}"},
+            )
+        assert answer.status_code == 200, answer.text
+    finally:
+        proc.terminate()
+        # uvicorn finishes in-flight requests and the lifespan's shutdown, then re-raises the SIGTERM.
+        assert await asyncio.wait_for(proc.wait(), 20) in (0, -signal.SIGTERM)
