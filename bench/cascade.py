@@ -23,7 +23,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import grpc
 import numpy as np
 
 from bench.cascade_plot import svg_curve
@@ -31,6 +30,7 @@ from bench.output import emit
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.settings import ROOT, StackSettings
 from services.common.embedding import load_minilm
+from services.common.interceptors import client_channel
 from services.common.openai_wire import ROLES
 from services.orchestrator.settings import OrchestratorSettings
 from services.router.estimator import QualityModel
@@ -91,7 +91,8 @@ async def live(
 ) -> list[tuple[outcomes.Outcome, orchestrator_pb2.CompletionResponse, float]]:
     tenant = f"cascade-bench-{int(time.time())}"
     gate = asyncio.Semaphore(concurrency)
-    async with grpc.aio.insecure_channel(address) as channel:
+    # An offline tool of the operator's: the mesh token lets it name the tenant its runs are kept under.
+    async with client_channel(address, token=StackSettings().mesh_token()) as channel:
         stub: orchestrator_pb2_grpc.OrchestratorAsyncStub = orchestrator_pb2_grpc.OrchestratorStub(channel)
 
         async def one(r: outcomes.Outcome) -> tuple[outcomes.Outcome, orchestrator_pb2.CompletionResponse, float]:

@@ -35,6 +35,7 @@ from bench import spotchecks
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.ask import TIERS
 from services.cli.settings import ROOT, StackSettings
+from services.common.interceptors import client_channel
 from services.common.openai_wire import ROLES
 from workloads import datasets, graders, mixed
 from workloads import requests as workload_file
@@ -183,7 +184,8 @@ async def replay(items: list[Item], address: str, args: argparse.Namespace, out:
     tenant = f"replay-{out.parent.name}"
     semaphore = asyncio.Semaphore(args.concurrency)
     done = errors = 0
-    async with grpc.aio.insecure_channel(address) as channel:
+    # An offline tool of the operator's: the mesh token lets it name the tenant its runs are kept under.
+    async with client_channel(address, token=StackSettings().mesh_token()) as channel:
         stub: orchestrator_pb2_grpc.OrchestratorAsyncStub = orchestrator_pb2_grpc.OrchestratorStub(channel)
         with out.open("w") as sink:
 
