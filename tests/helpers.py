@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import socket
 import subprocess
@@ -28,3 +30,12 @@ def costmesh(*args: str, env: dict[str, str] | None = None, timeout_s: float = 3
         timeout=timeout_s,
         check=False,
     )
+
+
+@functools.cache
+def api_key(tenant: str, *options: str) -> str:
+    """A key for the tenant, made with `costmesh keys create` as a user would (once per tenant and options)."""
+    done = costmesh("keys", "create", "--tenant", tenant, *options, timeout_s=60)
+    assert done.returncode == 0, done.stderr
+    key: str = json.loads(done.stdout)["key"]
+    return key

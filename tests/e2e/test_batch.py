@@ -17,7 +17,7 @@ import pytest
 
 from services.cli.process import ProcessTable
 from tests.e2e.conftest import RunningStack
-from tests.helpers import costmesh
+from tests.helpers import api_key, costmesh
 
 pytestmark = pytest.mark.e2e
 QUESTIONS = [
@@ -49,14 +49,14 @@ def batch_file(tmp_path: Path) -> Path:
 
 
 def status_of(tenant: str, batch_id: str) -> str:
-    done = costmesh("batch", "status", batch_id, "--tenant", tenant)
+    done = costmesh("batch", "status", batch_id, "--key", api_key(tenant, "--allow-batch"))
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_submit_crash_restart_results_exactly_once(running_stack: RunningStack, tmp_path: Path) -> None:
     tenant = f"e2e{uuid.uuid4().hex[:8]}"
-    submitted = costmesh("batch", "submit", str(batch_file(tmp_path)), "--tenant", tenant)
+    submitted = costmesh("batch", "submit", str(batch_file(tmp_path)), "--key", api_key(tenant, "--allow-batch"))
     assert submitted.returncode == 0, submitted.stderr
     batch_id = submitted.stdout.strip()
     assert batch_id.startswith("batch_")
@@ -71,11 +71,11 @@ def test_submit_crash_restart_results_exactly_once(running_stack: RunningStack, 
     restarted = costmesh("up", "--only", "batch")
     assert restarted.returncode == 0, restarted.stderr
 
-    watched = costmesh("batch", "status", batch_id, "--tenant", tenant, "--watch", timeout_s=900)
+    watched = costmesh("batch", "status", batch_id, "--key", api_key(tenant, "--allow-batch"), "--watch", timeout_s=900)
     assert watched.returncode == 0, watched.stderr
     assert "7/7 completed" in watched.stderr
 
-    results = costmesh("batch", "results", batch_id, "--tenant", tenant)
+    results = costmesh("batch", "results", batch_id, "--key", api_key(tenant, "--allow-batch"))
     assert results.returncode == 0, results.stderr
     lines = [json.loads(line) for line in results.stdout.splitlines()]
     by_id = {line["custom_id"]: line for line in lines}
@@ -92,6 +92,6 @@ def test_submit_crash_restart_results_exactly_once(running_stack: RunningStack, 
 
 
 def test_unknown_batch_is_not_found(running_stack: RunningStack) -> None:
-    done = costmesh("batch", "status", "batch_nope", "--tenant", "someone")
+    done = costmesh("batch", "status", "batch_nope", "--key", api_key("someone", "--allow-batch"))
     assert done.returncode == 2
     assert "NOT_FOUND" in done.stderr

@@ -30,8 +30,12 @@ def test_up_then_down_leaves_nothing_running(tmp_path: Path) -> None:
     table = ProcessTable(tmp_path / "run")
     pids = [table.pid("redis"), table.pid("router")]
     assert all(pids), up.stdout
+    # A demo key for `costmesh ask`, printed once and kept where only this user can read it.
+    demo = tmp_path / "data" / "secrets" / "demo-key"
+    assert demo.read_text().strip() in up.stdout and demo.stat().st_mode & 0o777 == 0o600
     again = cli("up", "--only", "redis", "router")  # idempotent: nothing new is started
     assert "already serving" in again.stdout
+    assert demo.read_text().strip() in again.stdout  # the same key, still valid
     assert [table.pid("redis"), table.pid("router")] == pids
 
     down = cli("down", "--only", "redis", "router")

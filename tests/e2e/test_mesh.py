@@ -10,14 +10,14 @@ import time
 import uuid
 from pathlib import Path
 
-import grpc
 import httpx
 import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.components import find_weaviate
+from services.common.interceptors import blocking_channel
 from tests.e2e.conftest import RunningStack
-from tests.helpers import costmesh
+from tests.helpers import api_key, costmesh
 
 pytestmark = pytest.mark.e2e
 GOBIN = Path.home() / "go" / "bin"
@@ -31,7 +31,7 @@ def grpcurl() -> str:
 
 def test_ask_twice_gives_an_exact_hit(running_stack: RunningStack) -> None:
     tenant = f"e2e{uuid.uuid4().hex[:8]}"
-    first = costmesh("ask", "What is the capital of France?", "--tenant", tenant, "--json")
+    first = costmesh("ask", "What is the capital of France?", "--key", api_key(tenant), "--json")
     assert first.returncode == 0, first.stderr
     one = json.loads(first.stdout)
     assert "Paris" in one["answer"]
@@ -45,7 +45,7 @@ def test_ask_twice_gives_an_exact_hit(running_stack: RunningStack) -> None:
     assert {"tier", "escalated", "reason"} <= set(one["route"])
     assert {"hit", "similarity"} <= set(one["cache"])
 
-    second = json.loads(costmesh("ask", "What is the capital of France?", "--tenant", tenant, "--json").stdout)
+    second = json.loads(costmesh("ask", "What is the capital of France?", "--key", api_key(tenant), "--json").stdout)
     assert second["cache"]["hit"] == "exact"
     assert second["answer"] == one["answer"]
     assert second["cost_usd"] == 0
@@ -62,7 +62,7 @@ def test_one_trace_has_spans_from_every_service(running_stack: RunningStack) -> 
         documents=[common_pb2.Document(id="faq", text="Orders ship in 3 days. Orders ship in 3 days.")],
         sampling=common_pb2.SamplingParams(max_tokens=24),  # no tier: the router is asked
     )
-    with grpc.insecure_channel(running_stack.orchestrator) as channel:
+    with blocking_channel(running_stack.orchestrator, running_stack.settings.mesh_token()) as channel:
         reply = orchestrator_pb2_grpc.OrchestratorStub(channel).Complete(request, timeout=300)
     # A one-line document is below the compressor's MIN_TOKENS: passed through, not degraded.
     assert not reply.compression.degraded and not reply.compression.applied
@@ -92,7 +92,7 @@ def test_stream_through_the_stack(running_stack: RunningStack) -> None:
         sampling=common_pb2.SamplingParams(max_tokens=24),
         tier=common_pb2.TIER_SMALL,
     )
-    with grpc.insecure_channel(running_stack.orchestrator) as channel:
+    with blocking_channel(running_stack.orchestrator, running_stack.settings.mesh_token()) as channel:
         chunks = list(orchestrator_pb2_grpc.OrchestratorStub(channel).CompleteStream(request, timeout=120))
     deltas = "".join(c.delta for c in chunks if c.WhichOneof("chunk") == "delta")
     final = chunks[-1].final
@@ -133,14 +133,16 @@ def test_grpcurl_lists_describes_and_health_checks_every_service(
 
 def test_grpcurl_complete_and_invalid_argument(running_stack: RunningStack) -> None:
     address = f"localhost:{running_stack.settings.orchestrator_port}"
+    tenant = f"e2e{uuid.uuid4().hex[:8]}"
+    auth = ["-H", f"authorization: Bearer {api_key(tenant)}"]
     body = {
-        "tenant": f"e2e{uuid.uuid4().hex[:8]}",
+        "tenant": tenant,
         "tier": "TIER_SMALL",
         "messages": [{"role": "ROLE_USER", "content": "Say hi."}],
         "sampling": {"maxTokens": 16},
     }
     ok = subprocess.run(
-        [grpcurl(), "-plaintext", "-d", json.dumps(body), address, "costmesh.v1.Orchestrator/Complete"],
+        [grpcurl(), "-plaintext", *auth, "-d", json.dumps(body), address, "costmesh.v1.Orchestrator/Complete"],
         capture_output=True,
         text=True,
         check=True,
@@ -149,7 +151,7 @@ def test_grpcurl_complete_and_invalid_argument(running_stack: RunningStack) -> N
     assert reply["answer"]
     assert reply["route"]["tier"] == "TIER_SMALL"
     bad = subprocess.run(
-        [grpcurl(), "-plaintext", "-d", json.dumps({"tenant": "acme"}), address, "costmesh.v1.Orchestrator/Complete"],
+        [grpcurl(), "-plaintext", *auth, "-d", json.dumps({}), address, "costmesh.v1.Orchestrator/Complete"],
         capture_output=True,
         text=True,
         check=False,
@@ -157,6 +159,22 @@ def test_grpcurl_complete_and_invalid_argument(running_stack: RunningStack) -> N
     assert bad.returncode != 0
     assert "InvalidArgument" in bad.stderr
     assert "messages must not be empty" in bad.stderr
+    for metadata, status in (([], "Unauthenticated"), (["-H", "authorization: Bearer cmk-nope"], "Unauthenticated")):
+        refused = subprocess.run(
+            [grpcurl(), "-plaintext", *metadata, "-d", json.dumps(body), address, "costmesh.v1.Orchestrator/Complete"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0 and status in refused.stderr
+    other = {**body, "tenant": "someone-else"}
+    forbidden = subprocess.run(
+        [grpcurl(), "-plaintext", *auth, "-d", json.dumps(other), address, "costmesh.v1.Orchestrator/Complete"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert forbidden.returncode != 0 and "PermissionDenied" in forbidden.stderr
 
 
 def test_status_reports_every_component(running_stack: RunningStack) -> None:
@@ -191,7 +209,7 @@ def test_paraphrase_hits_semantically_and_changed_facts_or_tenants_miss(running_
     tenant, other = f"e2e{uuid.uuid4().hex[:8]}", f"e2e{uuid.uuid4().hex[:8]}"
 
     def ask(prompt: str, who: str) -> dict[str, object]:
-        result = costmesh("ask", prompt, "--tenant", who, "--json")
+        result = costmesh("ask", prompt, "--key", api_key(who), "--json")
         assert result.returncode == 0, result.stderr
         reply: dict[str, object] = json.loads(result.stdout)
         return reply
