@@ -26,10 +26,35 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "redis-server: $(redis-server --version | cut -d' ' -f3)"
 
+# Weaviate is built from its Go module with deploy/weaviate/bind-host.patch, which puts its public gRPC API
+# and its cluster data API on the host we name instead of every interface. The stamp holds the sha256 of
+# version + patch: a binary built from anything else (an older unpatched `go install`) is rebuilt once.
+build_weaviate() {
+  local patch=deploy/weaviate/bind-host.patch stamp="$GOBIN_DIR/.weaviate-server.patch-sha256" want src module
+  want=$({ echo "$WEAVIATE_VERSION"; cat "$patch"; } | sha256sum | cut -d' ' -f1)
+  if [ -x "$GOBIN_DIR/weaviate-server" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+    echo "weaviate-server: $WEAVIATE_VERSION with $patch"
+    return
+  fi
+  # The module cache is read-only: patch and build a writable copy (kept at a fixed path, so the Go build
+  # cache still serves a rebuild).
+  go mod download "github.com/weaviate/weaviate@$WEAVIATE_VERSION"
+  module="$(go env GOMODCACHE)/github.com/weaviate/weaviate@$WEAVIATE_VERSION"
+  src="${XDG_CACHE_HOME:-$HOME/.cache}/costmesh/weaviate-src"
+  rm -rf "$src" && mkdir -p "$(dirname "$src")" && cp -r "$module" "$src" && chmod -R u+w "$src"
+  patch -p1 --quiet -d "$src" < "$patch"
+  (cd "$src" && go build -o "$GOBIN_DIR/weaviate-server" ./cmd/weaviate-server)
+  echo "$want" > "$stamp"
+  echo "weaviate-server: built $WEAVIATE_VERSION with $patch"
+}
+
 step "Go tools"
 if command -v go >/dev/null; then
-  [ -x "$GOBIN_DIR/weaviate-server" ] || command -v weaviate-server >/dev/null \
-    || go install "github.com/weaviate/weaviate/cmd/weaviate-server@$WEAVIATE_VERSION"
+  mkdir -p "$GOBIN_DIR"
+  build_weaviate
+  found=$(command -v weaviate-server || true)
+  [ -z "$found" ] || [ "$found" -ef "$GOBIN_DIR/weaviate-server" ] \
+    || echo "warning: $found comes first on PATH, and costmesh runs it instead of the patched build"
   [ -x "$GOBIN_DIR/grpcurl" ] || command -v grpcurl >/dev/null \
     || go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   echo "weaviate-server and grpcurl in $GOBIN_DIR"

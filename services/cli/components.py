@@ -63,12 +63,15 @@ def redis(s: StackSettings) -> Component:
 
 def weaviate_locked_down(s: StackSettings) -> dict[str, str]:
     """Weaviate's settings (usecases/config/environment.go in weaviate v1.38) for API-key auth, no anonymous
-    access, and every listener that has a bind setting on loopback.
+    access, and every listener on loopback.
 
-    Two cannot be bound: the gRPC API (GRPC_PORT; adapters/handlers/grpc/server.go listens on ":port") and the
-    cluster data API (CLUSTER_DATA_BIND_PORT; adapters/handlers/rest/clusterapi/serve.go, Addr ":port").
-    The first takes the API key like REST; the second gets basic auth. The profiler (6060, also ":port")
-    is switched off, and Prometheus metrics (PROMETHEUS_MONITORING_ENABLED) are off by default.
+    Upstream binds two listeners to ":port" whatever its settings: the gRPC API (GRPC_PORT;
+    adapters/handlers/grpc/server.go) and the cluster data API (CLUSTER_DATA_BIND_PORT;
+    adapters/handlers/rest/clusterapi/serve.go). scripts/setup.sh builds weaviate-server with
+    deploy/weaviate/bind-host.patch, which binds them to GRPC_BIND_ADDR (a variable of the patch's, passed by
+    weaviate()) and CLUSTER_BIND_ADDR. Both still want credentials: the gRPC API the API key like REST, the
+    cluster data API basic auth. The profiler (6060, also ":port") is switched off, and Prometheus metrics
+    (PROMETHEUS_MONITORING_ENABLED) are off by default.
     """
     return {
         "AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED": "false",
@@ -76,7 +79,8 @@ def weaviate_locked_down(s: StackSettings) -> dict[str, str]:
         "AUTHENTICATION_APIKEY_ALLOWED_KEYS": s.weaviate_api_key(),
         "AUTHENTICATION_APIKEY_USERS": "costmesh",
         "CLUSTER_ADVERTISE_ADDR": "127.0.0.1",
-        "CLUSTER_BIND_ADDR": "127.0.0.1",  # memberlist gossip, the Raft transport and Raft's RPC server
+        # memberlist gossip, the Raft transport, Raft's RPC server and (patched) the cluster data API
+        "CLUSTER_BIND_ADDR": "127.0.0.1",
         "CLUSTER_BASIC_AUTH_USERNAME": "costmesh",
         "CLUSTER_BASIC_AUTH_PASSWORD": secrets.secret(s.data_dir, secrets.WEAVIATE_CLUSTER_PASSWORD),
         "GO_PROFILING_DISABLE": "true",  # the only switch that keeps the debug listener from binding
@@ -105,7 +109,8 @@ def weaviate(s: StackSettings) -> Component:
     locked = weaviate_locked_down(s)
     if binary is None:
         # Without Go or a binary, weaviate-client's embedded mode fetches and runs the release binary; it
-        # hands its environment, these settings included, to the server, and picks the ports itself.
+        # hands its environment, these settings included, to the server, and picks the ports itself. That
+        # binary is upstream's, unpatched: two of its listeners are on every interface (embedded_weaviate.py).
         return Component(
             "weaviate",
             url,
@@ -125,6 +130,7 @@ def weaviate(s: StackSettings) -> Component:
         **locked,
         "PERSISTENCE_DATA_PATH": str(data),
         "GRPC_PORT": str(s.weaviate_grpc_port),
+        "GRPC_BIND_ADDR": "127.0.0.1",  # read by deploy/weaviate/bind-host.patch only
         "CLUSTER_HOSTNAME": "costmesh",
         "CLUSTER_GOSSIP_BIND_PORT": "7946",
         "CLUSTER_DATA_BIND_PORT": "7947",

@@ -3,9 +3,13 @@ local weaviate-server binary exists. Embedded mode downloads the release binary,
 
 Usage: python -m services.cli.embedded_weaviate HTTP_PORT GRPC_PORT DATA_DIR
 
-The server's settings (API-key auth, loopback binds, no profiler: components.weaviate_env) come in this
-process's environment, which embedded mode hands on to the server ahead of its own defaults; the API key
-is never on a command line.
+The server's settings (API-key auth, loopback binds, no profiler: components.weaviate_locked_down) come in
+this process's environment, which embedded mode hands on to the server ahead of its own defaults; the API
+key is never on a command line.
+
+The release binary embedded mode runs is upstream's, without deploy/weaviate/bind-host.patch: its gRPC API
+and its cluster data API listen on every interface (both still want credentials). This is only the fallback
+for a machine without Go; scripts/setup.sh builds the patched weaviate-server wherever Go exists.
 """
 
 from __future__ import annotations
