@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import os
 import secrets
 import subprocess
@@ -96,14 +97,16 @@ async def drive(call: Call, rate: float, duration_s: float, timeout_s: float) ->
     """Sends rate x duration calls on a fixed schedule; latency and errors of each."""
     latencies: list[float] = []
     errors = 0
+    kinds: collections.Counter[str] = collections.Counter()  # what failed, so a report can say why
 
     async def one() -> None:
         nonlocal errors
         started = time.perf_counter()
         try:
             await asyncio.wait_for(call(), timeout_s)
-        except Exception:
+        except Exception as exc:
             errors += 1
+            kinds[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
             return
         latencies.append(time.perf_counter() - started)
 
@@ -118,7 +121,8 @@ async def drive(call: Call, rate: float, duration_s: float, timeout_s: float) ->
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - begin
     stats: dict[str, object] = {**summarize_ms(latencies)} if latencies else {"n": 0}
-    return {**stats, "errors": errors, "offered_rps": rate, "achieved_rps": round(len(latencies) / elapsed, 1)}
+    achieved = round(len(latencies) / elapsed, 1)
+    return {**stats, "errors": errors, "error_kinds": dict(kinds), "offered_rps": rate, "achieved_rps": achieved}
 
 
 def sustained(row: dict[str, object]) -> bool:
@@ -202,7 +206,8 @@ async def measure(args: argparse.Namespace, litellm_key: str, mesh: StackSetting
             "gateway_exact": call_gateway,
         }
         await orchestrator.Complete(cached, timeout=args.timeout_s, metadata=auth)  # fills the exact cache
-        return await run_rates(targets, args)
+        chosen = {name: call for name, call in targets.items() if name == "upstream" or name in args.targets}
+        return await run_rates(chosen, args)
 
 
 async def run_rates(targets: dict[str, Call], args: argparse.Namespace) -> list[dict[str, object]]:
@@ -218,7 +223,7 @@ async def run_rates(targets: dict[str, Call], args: argparse.Namespace) -> list[
             by_target[name] = row
         base = by_target["upstream"]
         for name in ("litellm", "costmesh", "costmesh_routed"):
-            row = by_target[name]
+            row = by_target.get(name, {})
             if row.get("n"):
                 for q in ("p50_ms", "p99_ms"):
                     row[f"added_{q}"] = round(float(str(row[q])) - float(str(base[q])), 3)
@@ -240,7 +245,7 @@ def summary(rows: list[dict[str, object]], rates: list[float]) -> dict[str, obje
     ratios = {}
     for rate in rates:
         at = {str(r["target"]): r for r in rows if r["offered_rps"] == rate}
-        ours, theirs = at["costmesh"].get("added_p50_ms"), at["litellm"].get("added_p50_ms")
+        ours, theirs = at.get("costmesh", {}).get("added_p50_ms"), at.get("litellm", {}).get("added_p50_ms")
         if ours is not None and theirs:
             ratios[str(rate)] = round(float(str(ours)) / float(str(theirs)), 2)
     gateway_added = {
@@ -264,6 +269,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per rate and target")
     parser.add_argument("--delay-ms", type=float, default=20.0, help="the upstream's fixed latency")
     parser.add_argument("--timeout-s", type=float, default=5.0)
+    parser.add_argument(
+        "--targets",
+        type=lambda s: s.split(","),
+        default=["litellm", "costmesh", "costmesh_routed", "costmesh_exact", "gateway_exact"],
+        help="which to drive besides the direct upstream",
+    )
     args = parser.parse_args(argv)
     litellm_bin = ROOT / ".venv-litellm" / "bin" / "litellm"
     if not litellm_bin.exists():
