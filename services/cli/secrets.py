@@ -16,8 +16,8 @@ from pathlib import Path
 MESH_TOKEN = "mesh-token"  # the stage services' shared secret (services/common/meshauth.py)
 REDIS_PASSWORD = "redis-password"
 WEAVIATE_API_KEY = "weaviate-api-key"
-# Weaviate's cluster data port (CLUSTER_DATA_BIND_PORT) listens on every interface whatever the settings;
-# basic auth is what it offers instead (components.weaviate).
+# Weaviate's cluster data API (CLUSTER_DATA_BIND_PORT) takes basic auth besides binding loopback (the
+# listener upstream binds every interface; deploy/weaviate/bind-host.patch binds CLUSTER_BIND_ADDR).
 WEAVIATE_CLUSTER_PASSWORD = "weaviate-cluster-password"
 ALL = (MESH_TOKEN, REDIS_PASSWORD, WEAVIATE_API_KEY, WEAVIATE_CLUSTER_PASSWORD)
 

@@ -57,7 +57,7 @@ def test_the_launcher_hands_the_secrets_out_off_the_command_line(tmp_path: Path)
     assert components.service(s, "cache").env["COSTMESH_CACHE_WEAVIATE_API_KEY"] == s.weaviate_api_key()
 
 
-def test_weaviate_allows_only_its_api_key_and_binds_what_it_can_to_loopback(
+def test_weaviate_allows_only_its_api_key_and_binds_every_port_to_loopback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     s = StackSettings(data_dir=tmp_path, weaviate_binary="/bin/true")  # a "binary", so no embedded mode
@@ -65,7 +65,8 @@ def test_weaviate_allows_only_its_api_key_and_binds_what_it_can_to_loopback(
     assert env["AUTHENTICATION_ANONYMOUS_ACCESS_ENABLED"] == "false"
     assert env["AUTHENTICATION_APIKEY_ENABLED"] == "true"
     assert env["AUTHENTICATION_APIKEY_ALLOWED_KEYS"] == s.weaviate_api_key()
-    assert env["CLUSTER_BIND_ADDR"] == "127.0.0.1"
+    assert env["CLUSTER_BIND_ADDR"] == "127.0.0.1"  # gossip, Raft, and (patched) the cluster data API
+    assert env["GRPC_BIND_ADDR"] == "127.0.0.1"  # the public gRPC API, read by deploy/weaviate/bind-host.patch
     assert env["GO_PROFILING_DISABLE"] == "true"
     assert env["CLUSTER_BASIC_AUTH_PASSWORD"] == secrets.secret(tmp_path, secrets.WEAVIATE_CLUSTER_PASSWORD)
     monkeypatch.setenv("WEAVIATE_URL", "http://weaviate:8080")
