@@ -3,7 +3,7 @@ cache, pruning, compression and routing stages as real-time traffic but draws on
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 
@@ -14,6 +14,15 @@ from services.common.interceptors import client_channel
 RETRYABLE = frozenset(
     {grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 )
+
+
+def retryable(e: grpc.aio.AioRpcError) -> bool:
+    """The lane's quota refills within seconds; a key's daily budget does not: an item over it fails with
+    that error rather than holding a consumer slot, retrying, until midnight UTC."""
+    trailers: Any = e.trailing_metadata() or ()
+    if any(key == "x-costmesh-limit" and value == "budget" for key, value in trailers):
+        return False
+    return e.code() in RETRYABLE
 
 
 class ItemFailed(Exception):
@@ -45,7 +54,7 @@ class MeshExecutor:
         try:
             response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
-            raise ItemFailed(e.code().name, e.details() or "", e.code() in RETRYABLE) from e
+            raise ItemFailed(e.code().name, e.details() or "", retryable(e)) from e
         return response
 
     async def close(self) -> None:

@@ -42,9 +42,10 @@ class Forbidden(CostmeshError):
 class RateLimited(CostmeshError):
     code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
-    def __init__(self, message: str, retry_after_s: float = 0.0) -> None:
+    def __init__(self, message: str, retry_after_s: float = 0.0, limit: str = "") -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s  # sent as `retry-after` trailing metadata when > 0
+        self.limit = limit  # which limit ("budget", "rpm"), sent as `x-costmesh-limit`; "" for quotas that refill
 
 
 class BudgetExceeded(CostmeshError):

@@ -114,9 +114,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
                 raise
             except Exception as exc:
                 code, message = _record_failure(span, method, exc)
-                retry_after_s = getattr(exc, "retry_after_s", 0.0)  # RateLimited says when to come back
-                if retry_after_s:
-                    context.set_trailing_metadata((("retry-after", str(math.ceil(retry_after_s))),))
+                context.set_trailing_metadata(_limit_trailers(exc))
                 await context.abort(code, message)
             finally:
                 self._metrics.observe(method, code, time.perf_counter() - started)
@@ -135,6 +133,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
                     yield item
 
         return wrapper
+
+
+def _limit_trailers(exc: Exception) -> tuple[tuple[str, str], ...]:
+    """RateLimited says when to come back (`retry-after`, seconds) and which limit it hit."""
+    trailers = []
+    if retry_after_s := getattr(exc, "retry_after_s", 0.0):
+        trailers.append(("retry-after", str(math.ceil(retry_after_s))))
+    if limit := getattr(exc, "limit", ""):
+        trailers.append(("x-costmesh-limit", str(limit)))
+    return tuple(trailers)
 
 
 def _record_failure(span: trace.Span, method: str, exc: Exception) -> tuple[grpc.StatusCode, str]:

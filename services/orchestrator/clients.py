@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import grpc
 
@@ -22,6 +24,9 @@ from services.common.errors import BackendUnavailable, BudgetExceeded, CostmeshE
 from services.common.health import serving
 from services.common.interceptors import client_channel
 from services.orchestrator.settings import OrchestratorSettings
+from services.orchestrator.spend import model_spend
+
+CUT_OFF = frozenset({grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 
 _PASS_THROUGH: dict[grpc.StatusCode, type[CostmeshError]] = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidInput,
@@ -34,6 +39,30 @@ def domain_error(exc: grpc.aio.AioRpcError, service: str) -> CostmeshError:
     """A downstream status becomes ours: bad input stays bad input, the rest is 'unavailable'."""
     kind = _PASS_THROUGH.get(exc.code(), BackendUnavailable)
     return kind(f"{service}: {exc.details() or exc.code().name}")
+
+
+def _cut_off(exc: BaseException) -> bool:
+    """The call ended before its answer, perhaps mid-generation (its cost is unknown)."""
+    if isinstance(exc, (asyncio.CancelledError, TimeoutError, GeneratorExit)):
+        return True
+    return isinstance(exc, grpc.aio.AioRpcError) and exc.code() in CUT_OFF
+
+
+@contextlib.contextmanager
+def charged() -> Iterator[Callable[[float], None]]:
+    """Around one model call: its cost goes to the request's ModelSpend (spend.py) once it answers."""
+    spend = model_spend()
+
+    def charge(usd: float) -> None:
+        if spend is not None:
+            spend.usd += usd
+
+    try:
+        yield charge
+    except BaseException as exc:
+        if spend is not None and _cut_off(exc):
+            spend.uncertain = True
+        raise
 
 
 class GrpcStages:
@@ -67,7 +96,10 @@ class GrpcStages:
         return await self._router.Assess(request, timeout=timeout_s)
 
     async def prune(self, request: summarizer_pb2.PruneRequest, timeout_s: float) -> summarizer_pb2.PruneResponse:
-        return await self._summarizer.Prune(request, timeout=timeout_s)
+        with charged() as charge:  # the summaries it asks the cheap tier for are the request's
+            response: summarizer_pb2.PruneResponse = await self._summarizer.Prune(request, timeout=timeout_s)
+            charge(response.cost.cost_usd)
+            return response
 
     async def compress(
         self, request: compressor_pb2.CompressRequest, timeout_s: float
@@ -78,7 +110,10 @@ class GrpcStages:
         self, request: inference_pb2.GenerateRequest, timeout_s: float
     ) -> inference_pb2.GenerateResponse:
         try:
-            return await self._inference.Generate(request, timeout=timeout_s)
+            with charged() as charge:
+                response: inference_pb2.GenerateResponse = await self._inference.Generate(request, timeout=timeout_s)
+                charge(response.cost.cost_usd)
+                return response
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, "inference") from exc
 
@@ -86,8 +121,11 @@ class GrpcStages:
         self, request: inference_pb2.GenerateRequest, timeout_s: float
     ) -> AsyncIterator[str | inference_pb2.GenerateResponse]:
         try:
-            async for chunk in self._inference.GenerateStream(request, timeout=timeout_s):
-                yield chunk.delta if chunk.WhichOneof("chunk") == "delta" else chunk.final
+            with charged() as charge:
+                async for chunk in self._inference.GenerateStream(request, timeout=timeout_s):
+                    if chunk.WhichOneof("chunk") == "final":
+                        charge(chunk.final.cost.cost_usd)
+                    yield chunk.delta if chunk.WhichOneof("chunk") == "delta" else chunk.final
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, "inference") from exc
 

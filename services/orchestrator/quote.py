@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -13,7 +14,10 @@ from services.orchestrator.spend import RESERVE_MARGIN
 
 log = logging.getLogger(__name__)
 FetchPrices = Callable[[], Awaitable[inference_pb2.PricesResponse]]
-REFRESH_S = 60.0  # prices change with a redeploy of inference, not per request
+REFRESH_S = 60.0
+# A summary's length is the summarizer's own setting (COSTMESH_SUMMARIZER_SUMMARY_TOKENS, 200 by default),
+# not the request's max_tokens; this bounds it for the reservation.
+SUMMARY_TOKENS_BOUND = 512  # prices change with a redeploy of inference, not per request
 
 
 def calls_of(tier: common_pb2.Tier.ValueType) -> list[common_pb2.Tier.ValueType]:
@@ -27,8 +31,14 @@ def calls_of(tier: common_pb2.Tier.ValueType) -> list[common_pb2.Tier.ValueType]
 
 
 def prompt_tokens(request: orchestrator_pb2.CompletionRequest) -> int:
-    turns = count_messages([(str(m.role), m.content) for m in request.messages])
-    return turns + sum(count_text(d.text) for d in request.documents)
+    """The prompt's tokens as the tiers may count them: o200k's count times RESERVE_MARGIN, but at least
+    one token per byte of non-ASCII text (byte-level BPEs such as SmolLM2's can spend a token per byte of
+    CJK or emoji, where o200k has one for a whole word)."""
+    texts = [m.content for m in request.messages] + [d.text for d in request.documents]
+    o200k = count_messages([(str(m.role), m.content) for m in request.messages])
+    o200k += sum(count_text(d.text) for d in request.documents)
+    non_ascii = sum(len(t.encode()) - sum(c.isascii() for c in t) for t in texts)
+    return max(math.ceil(RESERVE_MARGIN * o200k), o200k + non_ascii)
 
 
 class PriceBook:
@@ -53,10 +63,12 @@ class PriceBook:
         prices = await self._current()
         by_tier = {p.tier: p for p in prices.tiers}
         completion = request.sampling.max_tokens or prices.default_max_tokens
-        prompt = RESERVE_MARGIN * prompt_tokens(request)
+        prompt = prompt_tokens(request)
         total = 0.0
-        for tier in calls_of(request.tier):
+        for i, tier in enumerate(calls_of(request.tier)):
             price = by_tier.get(tier) or by_tier.get(common_pb2.TIER_LARGE) or by_tier[common_pb2.TIER_SMALL]
-            usd = 1e-6 * (prompt * price.input_per_m + completion * price.output_per_m)
+            summary = i == len(calls_of(request.tier)) - 1  # the last call is pruning's summary
+            out = max(completion, SUMMARY_TOKENS_BOUND) if summary else completion
+            usd = 1e-6 * (prompt * price.input_per_m + out * price.output_per_m)
             total += usd * (price.batch_discount if request.lane == common_pb2.LANE_BATCH else 1.0)
         return total

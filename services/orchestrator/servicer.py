@@ -10,10 +10,10 @@ import grpc
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.batch.api import BatchApi
 from services.common.deadlines import remaining_s
-from services.common.errors import InvalidInput, MissingConfig
+from services.common.errors import MissingConfig
 from services.orchestrator.admission import Gatekeeper, Metadata
 from services.orchestrator.pipeline import Pipeline
-from services.orchestrator.spend import Reservation
+from services.orchestrator.spend import ModelSpend, Reservation, track_model_spend
 
 
 def metadata_of(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
@@ -38,32 +38,29 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         self, request: orchestrator_pb2.CompletionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> orchestrator_pb2.CompletionResponse:
         admitted, hold = await self._gate.admit(metadata_of(context), request)
-        spent = Spent(hold)
+        spend = track_model_spend()
         try:
             response = await self._pipeline.complete(admitted, remaining_s(context, self._default_timeout_s))
-            spent.usd = response.cost.cost_usd
-            return response
-        except InvalidInput:
-            spent.usd = 0.0  # refused before any model call
+        except BaseException:
+            await self._gate.settle(hold, spent_on_failure(hold, spend))
             raise
-        finally:
-            await self._gate.settle(hold, spent.usd)
+        await self._gate.settle(hold, response.cost.cost_usd)
+        return response
 
     async def CompleteStream(
         self, request: orchestrator_pb2.CompletionRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[orchestrator_pb2.CompletionChunk]:
         admitted, hold = await self._gate.admit(metadata_of(context), request)
-        spent = Spent(hold)
+        spend = track_model_spend()
         try:
             async for chunk in self._pipeline.stream(admitted, remaining_s(context, self._default_timeout_s)):
                 if chunk.WhichOneof("chunk") == "final":
-                    spent.usd = chunk.final.cost.cost_usd
+                    await self._gate.settle(hold, chunk.final.cost.cost_usd)
+                    hold = None  # settled: a client that hangs up after the last chunk changes nothing
                 yield chunk
-        except InvalidInput:
-            spent.usd = 0.0
+        except BaseException:
+            await self._gate.settle(hold, spent_on_failure(hold, spend))
             raise
-        finally:
-            await self._gate.settle(hold, spent.usd)
 
     async def SubmitBatch(
         self, request: orchestrator_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -91,10 +88,10 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         return await self._batch_api().cancel(tenant, request.batch_id)
 
 
-class Spent:
-    """What a request ends up costing its key. Until the pipeline says otherwise, the whole reservation: a
-    request cancelled or failed after its model call started cannot be proven cheaper, and a client must
-    not spend past its budget by hanging up before the answer."""
-
-    def __init__(self, hold: Reservation | None) -> None:
-        self.usd = hold.usd if hold else 0.0
+def spent_on_failure(hold: Reservation | None, spend: ModelSpend) -> float:
+    """What a failed or cancelled request costs its key: the model calls that answered, or the whole
+    reservation when one was cut off mid-generation (a client must not spend past its budget by hanging up).
+    A request refused before any model call costs nothing."""
+    if hold is None:
+        return 0.0
+    return hold.usd if spend.uncertain else spend.usd

@@ -14,6 +14,7 @@ exceed the estimate (RESERVE_MARGIN covers tokenizers that split text finer than
 
 from __future__ import annotations
 
+import contextvars
 import time
 from dataclasses import dataclass
 
@@ -51,6 +52,32 @@ return {'ok', now}
 """
 
 
+@dataclass
+class ModelSpend:
+    """What one request's model calls have cost so far. The servicer starts one per request; the stage
+    clients add each answered call's cost (stage tasks copy the context, so they share this object). Used
+    when the request fails: it settles to what was spent, not to its whole reservation or to nothing."""
+
+    usd: float = 0.0
+    # A model call was cut off (cancelled, or past its deadline) while it may have been generating: what
+    # it cost is unknown, so the request keeps its whole reservation.
+    uncertain: bool = False
+
+
+_SPEND_OF_REQUEST: contextvars.ContextVar[ModelSpend | None] = contextvars.ContextVar("model_spend", default=None)
+
+
+def track_model_spend() -> ModelSpend:
+    spend = ModelSpend()
+    _SPEND_OF_REQUEST.set(spend)
+    return spend
+
+
+def model_spend() -> ModelSpend | None:
+    """The current request's tracker; None outside a request (warm-up, spot-checks after the answer)."""
+    return _SPEND_OF_REQUEST.get()
+
+
 @dataclass(frozen=True)
 class Reservation:
     key_id: str
@@ -83,12 +110,14 @@ class SpendLedger:
             raise RateLimited(
                 f"key {policy.key_id} is over its rate limit of {policy.rpm} requests per minute",
                 retry_after_s=max(1.0, 60 - now % 60),
+                limit="rpm",
             )
         if outcome == "budget":
             raise RateLimited(
                 f"key {policy.key_id} is over its budget of ${policy.budget_usd_per_day:g} per day: "
                 f"${value:.6f} spent or reserved today, and this request may cost up to ${usd:.6f}",
                 retry_after_s=max(1.0, DAY_S - now % DAY_S),
+                limit="budget",
             )
         return Reservation(policy.key_id, counter, usd)
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2
-from services.orchestrator.quote import PriceBook, calls_of, prompt_tokens
-from services.orchestrator.spend import RESERVE_MARGIN
+from services.orchestrator.quote import SUMMARY_TOKENS_BOUND, PriceBook, calls_of, prompt_tokens
 
 PRICES = inference_pb2.PricesResponse(
     tiers=[
@@ -31,7 +30,10 @@ async def fetch() -> inference_pb2.PricesResponse:
 
 
 def expected(calls: list[tuple[float, float]], prompt: int, completion: int) -> float:
-    return sum(1e-6 * (RESERVE_MARGIN * prompt * i + completion * o) for i, o in calls)
+    """The answer calls at max_tokens, then pruning's summary at its own bound (at least 512 tokens)."""
+    *answers, summary = calls
+    total = sum(1e-6 * (prompt * i + completion * o) for i, o in answers)
+    return total + 1e-6 * (prompt * summary[0] + max(completion, SUMMARY_TOKENS_BOUND) * summary[1])
 
 
 async def test_a_routed_request_holds_the_cheap_answer_an_escalation_and_a_summary() -> None:
@@ -54,6 +56,14 @@ async def test_the_batch_lane_holds_batch_prices() -> None:
     realtime = await book.worst_case_usd(request(common_pb2.TIER_LARGE))
     batch = await book.worst_case_usd(request(common_pb2.TIER_LARGE, lane=common_pb2.LANE_BATCH))
     assert batch == pytest.approx(realtime / 2)
+
+
+def test_non_ascii_text_is_reserved_a_token_per_byte() -> None:
+    english = request(common_pb2.TIER_SMALL)
+    cjk = request(common_pb2.TIER_SMALL)
+    cjk.messages[0].content = "法国的首都是哪里" * 10  # o200k needs few tokens; a byte-level BPE up to 270
+    assert prompt_tokens(cjk) >= len(cjk.messages[0].content.encode())
+    assert prompt_tokens(english) < len(english.messages[0].content.encode())  # English: o200k x 1.5, not bytes
 
 
 def test_documents_count_as_prompt() -> None:
