@@ -23,13 +23,13 @@ def parse_line(line: str, tenant: str) -> tuple[str, orchestrator_pb2.Completion
     """(custom_id, request). Raises BadLine with the reason; the custom_id is recovered where possible."""
     try:
         data = json.loads(line)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise BadLine(f"not JSON: {e}") from None
     if not isinstance(data, dict):
         raise BadLine("a line must be a JSON object")
     custom_id = data.get("custom_id")
-    if not isinstance(custom_id, str) or not custom_id:
-        raise BadLine("custom_id must be a non-empty string")
+    if not isinstance(custom_id, str) or not custom_id or not printable(custom_id):
+        raise BadLine("custom_id must be a non-empty string of valid Unicode")
     if data.get("method", "POST") != "POST" or data.get("url", CHAT_URL) != CHAT_URL:
         raise BadLine(f"only POST {CHAT_URL} lines are supported")
     request = chat_request(data.get("body"), tenant, strict_model=False)
@@ -49,12 +49,24 @@ def check_request(request: orchestrator_pb2.CompletionRequest) -> None:
 _CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
 
+def printable(text: str) -> bool:
+    """Encodable as UTF-8, as protobuf strings must be: JSON may carry lone surrogates."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def custom_id_of(line: str) -> str:
     """The custom_id of a line that failed to parse, if it has one, so its error result can be matched
-    to the input; found even in a truncated line."""
+    to the input; found even in a truncated line. Lone surrogates become U+FFFD."""
     try:
         value = json.loads(line).get("custom_id")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         found = _CUSTOM_ID.search(line)
-        return json.loads(f'"{found.group(1)}"') if found else ""
-    return value if isinstance(value, str) else ""
+        try:
+            value = json.loads(f'"{found.group(1)}"') if found else ""
+        except ValueError:
+            value = ""
+    return value.encode(errors="replace").decode() if isinstance(value, str) else ""

@@ -109,6 +109,13 @@ def tier_of(model: Any, strict: bool) -> common_pb2.Tier.ValueType:
 
 def chat_request(body: Any, tenant: str = "", strict_model: bool = True) -> orchestrator_pb2.CompletionRequest:
     """A /v1/chat/completions body as a CompletionRequest (its model picks the tier). Raises WireError."""
+    try:
+        return _chat_request(body, tenant, strict_model)
+    except UnicodeEncodeError:  # JSON may carry lone surrogates ("\ud800"); protobuf strings cannot
+        raise WireError("the body's text must be valid Unicode (it has a lone surrogate)") from None
+
+
+def _chat_request(body: Any, tenant: str, strict_model: bool) -> orchestrator_pb2.CompletionRequest:
     if not isinstance(body, dict):
         raise WireError("the body must be a JSON object")
     for name in UNSUPPORTED:

@@ -16,15 +16,17 @@ import grpc
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.types import Message
 
 from costmesh.v1 import orchestrator_pb2
 from services.batch.lines import CHAT_URL
 from services.common.openai_wire import batch_output_line
-from services.gateway.context import Caller, Gateway, authenticate, gateway_of, read_json
+from services.gateway.context import Caller, Gateway, authenticate, gateway_of, read_body, read_json
 from services.gateway.errors import ApiError, from_grpc
 from services.gateway.files import OUTPUT_PREFIX, BatchRecord, output_file_id
 
 WINDOW = "24h"  # OpenAI's only completion window
+ENVELOPE_BYTES = 64 * 1024  # room for the multipart boundaries and headers around the file
 STATES = {
     orchestrator_pb2.BATCH_STATE_QUEUED: "in_progress",  # validated at submission, so never "validating"
     orchestrator_pb2.BATCH_STATE_RUNNING: "in_progress",
@@ -65,12 +67,14 @@ def batch_object(status: orchestrator_pb2.BatchStatus, record: BatchRecord | Non
 async def upload_file(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await authenticate(request)
+    if not caller.policy.allow_batch:  # files are only for batches: a key without the lane stores nothing
+        raise ApiError(403, f"API key {caller.policy.key_id} may not use the batch lane (keys create --allow-batch)")
     limit = gw.settings.max_file_bytes
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit + 64 * 1024:  # the multipart envelope around the file
-        raise ApiError(413, f"files are limited to {limit} bytes")
+    # The whole body is read under the limit first: a chunked upload declares no length, and the multipart
+    # parser would otherwise spool any size to disk before the file's own size is known.
+    body = await read_body(request, limit + ENVELOPE_BYTES)
     try:
-        form = await request.form(max_files=1, max_fields=8)
+        form = await replayed(request, body).form(max_files=1, max_fields=8)
     except Exception as exc:  # multipart's own parse errors: a bad request, not a crash
         raise ApiError(400, f"expected multipart/form-data with `file` and `purpose`: {exc}") from None
     try:
@@ -86,6 +90,20 @@ async def upload_file(request: Request) -> Response:
     finally:
         await form.close()
     return JSONResponse(stored.as_openai())
+
+
+def replayed(request: Request, body: bytes) -> Request:
+    """The request again, its body already read, for Starlette's form parser."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
 
 
 async def _status(gw: Gateway, caller: Caller, batch_id: str) -> orchestrator_pb2.BatchStatus:
@@ -104,6 +122,8 @@ async def get_file(request: Request) -> Response:
     file_id = request.path_params["file_id"]
     if file_id.startswith(OUTPUT_PREFIX):
         status = await _status(gw, caller, file_id.removeprefix(OUTPUT_PREFIX))
+        if not status.finished_unix_ms:
+            raise ApiError(404, f"batch {status.batch_id} is not finished; its output file appears when it is")
         return JSONResponse(
             {
                 "id": file_id,
@@ -126,7 +146,12 @@ async def file_content(request: Request) -> Response:
     caller = await authenticate(request)
     file_id = request.path_params["file_id"]
     if file_id.startswith(OUTPUT_PREFIX):
-        return await _results(gw, caller, file_id.removeprefix(OUTPUT_PREFIX))
+        batch_id = file_id.removeprefix(OUTPUT_PREFIX)
+        if not (await _status(gw, caller, batch_id)).finished_unix_ms:
+            # As OpenAI: the output file exists once the batch is done (`costmesh batch results` streams
+            # results as they land).
+            raise ApiError(404, f"batch {batch_id} is not finished; its output file appears when it is")
+        return await _results(gw, caller, batch_id)
     content = await gw.files.content(caller.policy.tenant, file_id)
     if content is None:
         raise ApiError(404, f"no file {file_id!r}", param="file_id")
@@ -172,7 +197,9 @@ async def create_batch(request: Request) -> Response:
     if content is None:
         raise ApiError(404, f"no file {body['input_file_id']!r}", param="input_file_id")
     try:
-        lines = [line for line in content.decode().splitlines() if line.strip()]
+        # JSONL lines end at \n only: str.splitlines() would also split at U+2028 and U+0085, which JSON
+        # strings may carry unescaped.
+        lines = [text for line in content.split(b"\n") if (text := line.decode().strip())]
     except UnicodeDecodeError:
         raise ApiError(400, "the input file is not UTF-8 JSONL", param="input_file_id") from None
     items = [orchestrator_pb2.BatchItem(openai_line=line) for line in lines]

@@ -79,5 +79,5 @@ async def read_body(request: Request, limit: int) -> bytes:
 async def read_json(request: Request, limit: int) -> Any:
     try:
         return json.loads(await read_body(request, limit))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise ApiError(400, f"the body is not valid JSON: {exc}") from None

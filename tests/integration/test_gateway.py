@@ -239,9 +239,9 @@ async def test_a_revoked_key_stops_at_once(front: Front) -> None:
 
 
 async def test_over_budget_is_429_with_retry_after(front: Front) -> None:
-    # One request holds ~$0.00008 (the small tier twice: answer and summary, 64 tokens each) and spends
-    # ~$0.000004: $0.0001 admits a handful, then the reservation no longer fits.
-    key = await front.key(budget_usd_per_day=0.0001)
+    # One request holds ~$0.00035 (the small tier twice: a 64-token answer and a summary of up to 512) and
+    # spends ~$0.000004: $0.0004 admits a dozen or so, then the reservation no longer fits.
+    key = await front.key(budget_usd_per_day=0.0004)
     sdk = front.sdk(key)
     outcomes = []
     for i in range(40):
@@ -326,16 +326,26 @@ async def test_malformed_bodies_are_400s(front: Front, body: object) -> None:
     assert response.json()["error"]["type"] == "invalid_request_error"
 
 
+async def test_a_body_nested_past_the_parsers_recursion_limit_is_a_400(front: Front) -> None:
+    key = await front.key()
+    async with httpx.AsyncClient(base_url=front.base_url) as client:
+        response = await client.post(
+            "/v1/chat/completions", content=b"[" * 60_000, headers={"authorization": f"Bearer {key}"}
+        )
+    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]["message"]
+
+
 async def test_files_and_batches_through_the_sdk(front: Front) -> None:
     key = await front.key(tenant="gw-batch", allow_batch=True)
     sdk = front.sdk(key)
     lines = [
         {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": "costmesh-small", "messages": [{"role": "user", "content": "first"}]}},
+         "body": {"model": "costmesh-small", "messages": [{"role": "user", "content": "first\u2028line"}]}},
         {"custom_id": "b", "method": "POST", "url": "/v1/chat/completions",
          "body": {"model": "costmesh-small", "messages": []}},
     ]  # fmt: skip
-    content = "\n".join(json.dumps(line) for line in lines).encode()
+    # ensure_ascii=False writes U+2028 raw, as JavaScript's JSON.stringify does: one line all the same.
+    content = "\n".join(json.dumps(line, ensure_ascii=False) for line in lines).encode()
     uploaded = await sdk.files.create(file=("in.jsonl", content), purpose="batch")
     assert uploaded.bytes == len(content)
     assert (await sdk.files.content(uploaded.id)).read() == content
@@ -380,6 +390,23 @@ async def test_bad_file_and_batch_requests_say_why(front: Front) -> None:
         bad_endpoint = await client.post("/v1/batches", json={"input_file_id": "file-x", "endpoint": "/v1/embeddings"})
         unknown_batch = await client.get("/v1/batches/batch_nope")
         unknown_output = await client.get("/v1/files/file-out-batch_nope/content")
+
+        async def chunks() -> AsyncIterator[bytes]:  # no content-length: the limit must hold all the same
+            yield b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n\r\n'
+            for _ in range(40):
+                yield b"x" * 100_000
+            yield b"\r\n--b--\r\n"
+
+        oversized = await client.post(
+            "/v1/files", content=chunks(), headers={"content-type": "multipart/form-data; boundary=b"}
+        )
+        no_lane = await client.post(
+            "/v1/files",
+            files={"file": ("a.jsonl", b"{}")},
+            data={"purpose": "batch"},
+            headers={"authorization": f"Bearer {await front.key(tenant='gw-files')}"},
+        )
         uploaded = await client.post("/v1/files", files={"file": ("e.jsonl", b"\n\n")}, data={"purpose": "batch"})
         empty_batch = await client.post(
             "/v1/batches", json={"input_file_id": uploaded.json()["id"], "endpoint": "/v1/chat/completions"}
@@ -392,6 +419,8 @@ async def test_bad_file_and_batch_requests_say_why(front: Front) -> None:
         (unknown_batch, 404),
         (unknown_output, 404),
         (empty_batch, 400),
+        (oversized, 413),
+        (no_lane, 403),
     ):
         assert response.status_code == status, response.text
         assert response.json()["error"]["message"]
