@@ -60,7 +60,7 @@ def printable(text: str) -> bool:
 
 def custom_id_of(line: str) -> str:
     """The custom_id of a line that failed to parse, if it has one, so its error result can be matched
-    to the input; found even in a truncated line. Lone surrogates become U+FFFD."""
+    to the input; found even in a truncated line. Lone surrogates become "?"."""
     try:
         value = json.loads(line).get("custom_id")
     except (ValueError, AttributeError, RecursionError):

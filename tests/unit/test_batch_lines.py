@@ -82,3 +82,15 @@ def test_request_items_get_the_batch_tenant_and_are_validated() -> None:
         normalize("acme", orchestrator_pb2.BatchItem(custom_id="b", request=other))
     with pytest.raises(BadLine, match="needs a request"):
         normalize("acme", orchestrator_pb2.BatchItem(custom_id="c"))
+
+
+def test_lone_surrogates_and_deep_nesting_are_the_lines_own_errors() -> None:
+    surrogate_id = json.dumps({"custom_id": "id-\ud800", "body": {"messages": [{"role": "user", "content": "q"}]}})
+    with pytest.raises(BadLine, match="valid Unicode"):
+        parse_line(surrogate_id, "t")
+    assert custom_id_of(surrogate_id) == "id-?"  # its error result can still carry (and encode) it
+    surrogate_text = line(messages=[{"role": "user", "content": "bad \udfff"}])
+    with pytest.raises(BadLine, match="valid Unicode"):
+        parse_line(surrogate_text, "t")
+    with pytest.raises(BadLine, match="not JSON"):
+        parse_line("[" * 60_000, "t")
