@@ -8,10 +8,10 @@ export PATH := $(HOME)/go/bin:$(PATH)
 setup:  ## install whatever is missing (system packages, Go tools, both Python environments, models)
 	bash scripts/setup.sh
 
-run: setup  ## start the whole stack and send a demo request
-	$(COSTMESH) up
-	$(COSTMESH) ask "What is the capital of France?" --tenant demo
-	$(COSTMESH) ask "What is the capital of France?" --tenant demo
+run: setup  ## start the whole stack (supervised) and send a demo request with the demo key
+	$(COSTMESH) up --supervise
+	$(COSTMESH) ask "What is the capital of France?"
+	$(COSTMESH) ask "What is the capital of France?"
 	@echo; echo "costmesh is running: try 'make status', '.venv/bin/costmesh ask \"...\" --json', 'make down'"
 
 up:

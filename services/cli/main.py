@@ -23,12 +23,21 @@ def _up(args: argparse.Namespace, settings: StackSettings) -> int:
     except stack.StartupError as exc:
         print(f"costmesh up failed:\n{exc}", file=sys.stderr)
         return 1
+    if getattr(args, "supervise", False):
+        stack.start_supervisor(settings)
     print(f"costmesh is up; orchestrator at 127.0.0.1:{settings.orchestrator_port}")
     if not args.only or "redis" in args.only:
         key, made = keys_cmd.ensure_demo_key(settings)
         where = keys_cmd.demo_key_path(settings)
         print(f"demo API key (tenant {keys_cmd.DEMO_TENANT!r}, {'new' if made else 'kept'} in {where}): {key}")
         print(f"OpenAI-compatible endpoint: http://127.0.0.1:{settings.gateway_port}/v1")
+    return 0
+
+
+def _supervise(args: argparse.Namespace, settings: StackSettings) -> int:
+    from services.cli import supervise  # noqa: PLC0415 - the supervisor process only
+
+    supervise.main()
     return 0
 
 
@@ -129,7 +138,10 @@ def parser() -> argparse.ArgumentParser:
     for name, fn, text in (("up", _up, "start the local stack"), ("down", _down, "stop what `up` started")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--only", nargs="*", default=[], help="component names (see `costmesh status`)")
+        if name == "up":
+            cmd.add_argument("--supervise", action="store_true", help="restart a component that exits, with backoff")
         cmd.set_defaults(fn=fn)
+    sub.add_parser("supervise", help=argparse.SUPPRESS).set_defaults(fn=_supervise)
     sub.add_parser("status", help="each component with its address and health").set_defaults(fn=_status)
     a = sub.add_parser("ask", help="send one request through the orchestrator")
     a.add_argument("prompt")

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from services.cli import secrets
 from services.cli.components import stack
 from services.cli.process import Component, ProcessTable
-from services.cli.settings import StackSettings
+from services.cli.settings import ROOT, StackSettings
+from services.cli.supervise import SUPERVISOR, restarts
 
 
 class StartupError(RuntimeError):
@@ -93,10 +94,27 @@ def up(settings: StackSettings, only: Sequence[str] = (), say: Callable[[str], N
     return started
 
 
+def start_supervisor(settings: StackSettings, say: Callable[[str], None] = print) -> bool:
+    """Starts the supervisor (supervise.py) unless it runs. True if this call started it."""
+    table = ProcessTable(settings.run_dir)
+    if table.pid(SUPERVISOR) is not None:
+        say(f"  {SUPERVISOR:<13} already watching")
+        return False
+    env = {f"COSTMESH_STACK_{k.upper()}": str(getattr(settings, k)) for k in ("run_dir", "data_dir")}
+    command = [str(settings.python), "-m", "services.cli", "supervise"]
+    table.start(Component(SUPERVISOR, "", command, lambda: True, env=env, cwd=ROOT))
+    say(f"  {SUPERVISOR:<13} restarts what exits (backoff 1-30 s); restarts show in `costmesh status`")
+    return True
+
+
 def down(settings: StackSettings, only: Sequence[str] = (), say: Callable[[str], None] = print) -> list[str]:
-    """Stops what `up` started (services first), by the pids it recorded."""
+    """Stops what `up` started (services first), by the pids it recorded; the supervisor before anything,
+    so it does not bring back what is being stopped."""
     table = ProcessTable(settings.run_dir)
     stopped = []
+    if not only and table.stop(SUPERVISOR):
+        stopped.append(SUPERVISOR)
+        say(f"  {SUPERVISOR:<13} stopped")
     for component in reversed(stack(settings)):
         if only and component.name not in only:
             continue
@@ -111,5 +129,7 @@ def status(settings: StackSettings) -> list[ComponentStatus]:
     out = []
     for c in stack(settings):
         running = c.kind == "external" or table.pid(c.name) is not None
-        out.append(ComponentStatus(c.name, c.address, running, c.probe(), c.note))
+        count = restarts(settings.run_dir, c.name)
+        note = "; ".join(part for part in (c.note, f"restarted {count}x" if count else "") if part)
+        out.append(ComponentStatus(c.name, c.address, running, c.probe(), note))
     return out
