@@ -192,6 +192,24 @@ class StreamMeshMetadata(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore
         return await continuation(_outgoing(client_call_details, self._token), request)
 
 
+# Every client channel of the mesh. gRPC's default reconnect backoff starts at 1 s and grows x1.6 up to
+# 120 s, so a stage restarted under load was reconnected only after up to 20 s, every call failing open
+# meanwhile. Here a lost connection is retried after 100 ms and never more than 1 s apart: a restarted
+# service is reached within ~1 s of listening again. Each attempt keeps the default 20 s to connect
+# (grpc.min_reconnect_backoff_ms), so a slow handshake on a loaded machine is not cut off. Keepalive
+# pings find a peer that vanished without closing the connection (a dead host, a dropped route) on long
+# calls, but no more often than every 5 min, the least interval a gRPC server accepts by default
+# (grpc.http2.min_recv_ping_interval_without_data_ms): a client that pings more often is sent GOAWAY
+# (too_many_pings) in the middle of a long model call.
+CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    ("grpc.keepalive_time_ms", 300_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 0),
+)
+
+
 def client_channel(target: str, token: str | None = None) -> grpc.aio.Channel:
     """An insecure channel to another costmesh service that sends the mesh token and the trace context.
 
@@ -200,7 +218,7 @@ def client_channel(target: str, token: str | None = None) -> grpc.aio.Channel:
     token = mesh_token() if token is None else token
     interceptors = [UnaryMeshMetadata(token), StreamMeshMetadata(token)]
     # grpc-stubs types this list with a placeholder that no real interceptor matches.
-    return grpc.aio.insecure_channel(target, interceptors=interceptors)  # type: ignore[arg-type]
+    return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)  # type: ignore[arg-type]
 
 
 class _BlockingCallDetails(grpc.ClientCallDetails):
@@ -237,4 +255,4 @@ class BlockingMeshToken(
 
 def blocking_channel(target: str, token: str) -> grpc.Channel:
     """A blocking insecure channel to a costmesh service that sends ``token`` as the mesh token."""
-    return grpc.intercept_channel(grpc.insecure_channel(target), BlockingMeshToken(token))
+    return grpc.intercept_channel(grpc.insecure_channel(target, options=CHANNEL_OPTIONS), BlockingMeshToken(token))

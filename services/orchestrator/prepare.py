@@ -5,6 +5,7 @@ compressor). They end in a cache hit to serve, or in the routed request and the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -24,7 +25,7 @@ from costmesh.v1 import (
 from services.common.contracts import role_pairs
 from services.common.embedding import Embedder, embedding_text
 from services.common.telemetry import current_trace_id
-from services.orchestrator.failopen import StageRunner
+from services.orchestrator.failopen import StageRunner, is_timeout, left
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prompt import assemble
@@ -93,24 +94,131 @@ class Preparer:
         # The exact tier needs no embedding and answers in about a millisecond: ask it first, so an
         # exact hit never pays for an embedding. (Embedding concurrently measured slower on 2 cores:
         # the embedding thread keeps running after a hit and competes for the CPU.)
-        exact = await self._lookup(
-            key, request, common_pb2.Embedding(), cache_pb2.LOOKUP_TIERS_EXACT_ONLY, deadline, response
-        )
-        if exact is not None and exact.HasField("answer"):
-            response.cache.CopyFrom(exact.decision)
-            return self._serve_hit(Prepared(response, key, common_pb2.Embedding(), hit=exact.answer))
+        started = time.perf_counter()
+        lookup = asyncio.create_task(self._exact(key, request, deadline))
+        done, _ = await asyncio.wait({lookup}, timeout=max(0.0, min(self._budgets.cache_lookup_s, left(deadline))))
+        if done:
+            exact = self._exact_result(lookup, response, started, late=False)
+            if exact is not None and exact.HasField("answer"):
+                return self._exact_hit(Prepared(response, key, common_pb2.Embedding()), exact)
+            return await self._after_exact(request, key, response, deadline, exact, reachable=exact is not None)
+        return await self._late_exact(request, key, response, deadline, lookup, started)
+
+    async def _late_exact(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        key: cache_pb2.CacheKeyMaterial,
+        response: orchestrator_pb2.CompletionResponse,
+        deadline: float,
+        lookup: asyncio.Task[tuple[cache_pb2.LookupResponse | None, str]],
+        started: float,
+    ) -> Prepared:
+        """The exact lookup missed its budget: the request proceeds (embedding, semantic lookup, routing,
+        pruning) while the lookup is still awaited. A hit that comes back before the model call starts is
+        served as an exact hit (its stage marked "late"); once the model call would start, it is moot."""
+        rest = asyncio.create_task(self._after_exact(request, key, response, deadline, None, reachable=True))
+        try:
+            await asyncio.wait({lookup, rest}, return_when=asyncio.FIRST_COMPLETED)
+            if not lookup.done():  # prepared first: the model call is next, the lookup is moot
+                lookup.cancel()
+                self._run.degraded(response, "cache_exact", started, "timeout")
+                response.cache.degraded = True
+                return rest.result()
+            exact = self._exact_result(lookup, response, started, late=True)
+            if exact is None:
+                response.cache.degraded = True
+            if exact is not None and exact.HasField("answer"):
+                if rest.done() and rest.exception() is None and rest.result().hit is not None:
+                    return rest.result()  # a semantic hit came first: also no model call
+                rest.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await rest
+                return self._exact_hit(Prepared(response, key, common_pb2.Embedding()), exact)
+            return await rest
+        finally:
+            lookup.cancel()
+            rest.cancel()
+
+    async def _exact(
+        self,
+        key: cache_pb2.CacheKeyMaterial,
+        request: orchestrator_pb2.CompletionRequest,
+        deadline: float,
+    ) -> tuple[cache_pb2.LookupResponse | None, str]:
+        """The exact lookup and its outcome ("ok", "timeout", "error"), never raising: it may be awaited
+        after its budget (the late-hit rule), so it gets the time the request has left."""
+        lookup = cache_pb2.LookupRequest(key=key, control=request.cache, tiers=cache_pb2.LOOKUP_TIERS_EXACT_ONLY)
+        with tracer.start_as_current_span("stage.cache_exact") as span:
+            try:
+                return await self._stages.lookup(lookup, max(0.001, left(deadline))), "ok"
+            except Exception as exc:
+                outcome = "timeout" if is_timeout(exc) else "error"
+                span.set_attribute("costmesh.outcome", outcome)
+                log.warning("stage cache_exact %s, degrading: %s", outcome, exc)
+                return None, outcome
+
+    def _exact_result(
+        self,
+        lookup: asyncio.Task[tuple[cache_pb2.LookupResponse | None, str]],
+        response: orchestrator_pb2.CompletionResponse,
+        started: float,
+        late: bool,
+    ) -> cache_pb2.LookupResponse | None:
+        """The finished exact lookup, recorded; None when it failed (the request goes on without it)."""
+        exact, outcome = lookup.result()
+        if exact is None:
+            self._run.degraded(response, "cache_exact", started, outcome)
+        elif late:
+            self._run.degraded(response, "cache_exact", started, "late")  # counted: it missed its budget
+        else:
+            self._run.record(response, "cache_exact", started, "ok")
+        return exact
+
+    def _exact_hit(self, prepared: Prepared, exact: cache_pb2.LookupResponse) -> Prepared:
+        prepared.response.cache.CopyFrom(exact.decision)
+        prepared.hit = exact.answer
+        return self._serve_hit(prepared)
+
+    async def _after_exact(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        key: cache_pb2.CacheKeyMaterial,
+        response: orchestrator_pb2.CompletionResponse,
+        deadline: float,
+        exact: cache_pb2.LookupResponse | None,
+        reachable: bool,
+    ) -> Prepared:
+        """Everything after an exact miss (or while a late exact lookup is still out)."""
         # Computed once, handed to the semantic tier, the router, Assess and the cache store.
         embedding = await self.embed(request, response)
         prepared = Prepared(response, key, embedding)
-
         # The router is cheap and independent of the cache: ask both at once.
         route_task = asyncio.create_task(self._route(request, embedding, deadline, response))
+        try:
+            return await self._after_embedding(request, prepared, deadline, exact, reachable, route_task)
+        finally:
+            route_task.cancel()  # a no-op once it answered; a hit does not wait for it
+
+    async def _after_embedding(
+        self,
+        request: orchestrator_pb2.CompletionRequest,
+        prepared: Prepared,
+        deadline: float,
+        exact: cache_pb2.LookupResponse | None,
+        reachable: bool,
+        route_task: asyncio.Task[router_pb2.RouteResponse],
+    ) -> Prepared:
+        response, embedding, key = prepared.response, prepared.embedding, prepared.key
         semantic = exact
-        if exact is not None and embedding.values and not request.cache.no_cache:
+        if reachable and embedding.values and not request.cache.no_cache:
             semantic = await self._lookup(
                 key, request, embedding, cache_pb2.LOOKUP_TIERS_SEMANTIC_ONLY, deadline, response
             )
-        if semantic is None:
+        if semantic is None and reachable:  # the exact lookup is late and the semantic tier not asked
+            response.cache.CopyFrom(
+                common_pb2.CacheDecision(kind=common_pb2.CACHE_HIT_KIND_MISS, reason="exact tier late")
+            )
+        elif semantic is None:
             response.cache.CopyFrom(
                 common_pb2.CacheDecision(kind=common_pb2.CACHE_HIT_KIND_MISS, degraded=True, reason="cache unavailable")
             )
@@ -119,7 +227,6 @@ class Preparer:
             # A failed exact tier stays visible even when the semantic tier answered.
             response.cache.degraded |= exact is not None and exact.decision.degraded
             if semantic.HasField("answer"):
-                route_task.cancel()
                 prepared.hit = semantic.answer
                 return self._serve_hit(prepared)
 
