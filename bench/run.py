@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, cascade, compress, lanes, mesh, overhead, prefix, prune, router
+from bench import cache, cascade, compress, lanes, load, mesh, overhead, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
@@ -13,6 +13,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "cache": cache.main,
     "compress": compress.main,
     "lanes": lanes.main,
+    "load": load.main,
     "prefix": prefix.main,
     "prune": prune.main,
     "router": router.main,
