@@ -12,7 +12,7 @@ import re
 
 from costmesh.v1 import orchestrator_pb2
 from services.common.openai_wire import WireError, chat_request
-from services.orchestrator.validation import validate
+from services.common.requests import validate
 
 CHAT_URL = "/v1/chat/completions"
 # A bad line's reason; the same error the gateway answers 400 with for the same body.

@@ -13,7 +13,13 @@ from services.cache.core import CacheCore, Tiers
 from services.cache.domain import CachedAnswer, Controls, Decision, HitKind, KeyMaterial
 from services.common.contracts import TIER_NAMES, TIERS_BY_NAME, role_pairs
 from services.common.errors import InvalidInput
-from services.common.validation import check_cache_control
+from services.common.validation import (
+    check_cache_control,
+    check_documents,
+    check_enum,
+    check_finite,
+    check_sampling,
+)
 
 _TIERS = {
     cache_pb2.LOOKUP_TIERS_UNSPECIFIED: Tiers.BOTH,
@@ -30,6 +36,9 @@ _HIT_KIND = {
 def to_material(key: cache_pb2.CacheKeyMaterial) -> KeyMaterial:
     if not key.messages:
         raise InvalidInput("key.messages must not be empty")
+    check_documents(key.documents, "key.documents")
+    check_sampling(key.sampling, "key.sampling.")
+    check_enum(key.tier, common_pb2.Tier.DESCRIPTOR, "key.tier")
     s = key.sampling
     sampling = tuple(sorted((field.name, str(value)) for field, value in s.ListFields() if field.name != "logprobs"))
     return KeyMaterial(
@@ -62,6 +71,11 @@ def to_embedding(values: Sequence[float], dim: int) -> list[float]:
     return list(values)
 
 
+def lookup_tiers(tiers: cache_pb2.LookupTiers.ValueType) -> Tiers:
+    check_enum(tiers, cache_pb2.LookupTiers.DESCRIPTOR, "tiers")
+    return _TIERS[tiers]
+
+
 def temperature_of(key: cache_pb2.CacheKeyMaterial) -> float:
     return key.sampling.temperature if key.sampling.HasField("temperature") else 0.0
 
@@ -80,6 +94,11 @@ def answer_to_proto(a: CachedAnswer) -> cache_pb2.CachedAnswer:
 
 
 def answer_from_proto(a: cache_pb2.CachedAnswer, now_s: int) -> CachedAnswer:
+    check_enum(a.tier, common_pb2.Tier.DESCRIPTOR, "answer.tier")
+    check_finite(a.cost_usd, "answer.cost_usd", 0.0)
+    check_finite(a.baseline_cost_usd, "answer.baseline_cost_usd", 0.0)
+    if min(a.usage.prompt_tokens, a.usage.completion_tokens, a.created_unix_s) < 0:
+        raise InvalidInput("answer.usage token counts and answer.created_unix_s must be >= 0")
     return CachedAnswer(
         answer=a.answer,
         model=a.model,
@@ -121,7 +140,7 @@ class CacheServicer(cache_pb2_grpc.CacheServicer):
             to_controls(request.control),
             temperature_of(request.key),
             to_embedding(request.embedding.values, self._dim),
-            _TIERS[request.tiers],
+            lookup_tiers(request.tiers),
         )
         response = cache_pb2.LookupResponse(decision=decision_to_proto(decision))
         if decision.answer is not None:

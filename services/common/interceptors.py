@@ -10,11 +10,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.common.errors import status_for
+from services.common.errors import InvalidInput, status_for
 from services.common.meshauth import MESH_TOKEN_KEY, is_mesh_call, mesh_token
 
 log = logging.getLogger(__name__)
@@ -75,15 +76,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
         if not method.startswith(self._public) and not is_mesh_call(details.invocation_metadata, self._token):
             return self._rejecting(method, handler)
         if handler.unary_unary is not None:
+            # The request is decoded inside the wrapper (decoded()), where a bad one is INVALID_ARGUMENT.
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(method, handler.unary_unary, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(method, handler.unary_stream),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(method, handler.unary_stream, handler.request_deserializer),
                 response_serializer=handler.response_serializer,
             )
         return handler  # no client-streaming RPCs in costmesh's protos
@@ -102,7 +102,10 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
 
     @contextlib.asynccontextmanager
     async def _handled(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[None]:
-        """One RPC: a SERVER span under the caller's trace context, metrics, and domain errors -> status."""
+        """One RPC: a SERVER span under the caller's trace context, metrics, and domain errors -> status.
+
+        The status counted is the one the client saw: a call it abandoned (its deadline passed, or it
+        cancelled) is DEADLINE_EXCEEDED or CANCELLED even when the handler went on to finish."""
         started = time.perf_counter()
         code = grpc.StatusCode.OK
         parent = propagate.extract(_metadata_dict(context))
@@ -116,23 +119,60 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]  
                 code, message = _record_failure(span, method, exc)
                 context.set_trailing_metadata(_limit_trailers(exc))
                 await context.abort(code, message)
+            except BaseException:  # CancelledError, GeneratorExit: grpc stopped the handler, the client left
+                code = abandoned(context)
+                raise
             finally:
+                if code == grpc.StatusCode.OK and past_deadline(context):
+                    code = grpc.StatusCode.DEADLINE_EXCEEDED  # finished, but after the client gave up
+                if code != grpc.StatusCode.OK:
+                    span.set_attribute("rpc.grpc.status_code", code.value[0])
                 self._metrics.observe(method, code, time.perf_counter() - started)
 
-    def _wrap_unary(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_unary(
+        self, method: str, behavior: Callable[..., Any], decode: Callable[[bytes], Any] | None
+    ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
             async with self._handled(method, context):
-                return await behavior(request, context)
+                return await behavior(decoded(request, decode), context)
 
         return wrapper
 
-    def _wrap_stream(self, method: str, behavior: Callable[..., Any]) -> Callable[..., Any]:
+    def _wrap_stream(
+        self, method: str, behavior: Callable[..., Any], decode: Callable[[bytes], Any] | None
+    ) -> Callable[..., Any]:
         async def wrapper(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             async with self._handled(method, context):
-                async for item in behavior(request, context):
+                async for item in behavior(decoded(request, decode), context):
                     yield item
 
         return wrapper
+
+
+# A client's deadline reaches the server as a timeout, so the server's copy of it ends a little later than
+# the client's: a cancellation this close to it is the client's deadline passing, not a cancel.
+DEADLINE_SLACK_S = 0.05
+
+
+def past_deadline(context: grpc.aio.ServicerContext[Any, Any]) -> bool:
+    remaining = context.time_remaining()
+    return remaining is not None and remaining <= DEADLINE_SLACK_S
+
+
+def abandoned(context: grpc.aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
+    """The status a client saw when grpc cancelled its handler: its deadline, or its own cancel."""
+    return grpc.StatusCode.DEADLINE_EXCEEDED if past_deadline(context) else grpc.StatusCode.CANCELLED
+
+
+def decoded(request: Any, decode: Callable[[bytes], Any] | None) -> Any:
+    """The request message, decoded here rather than by grpc: grpc answers a message it cannot parse
+    (invalid UTF-8 in a string field, a truncated message) with UNKNOWN; here it is INVALID_ARGUMENT."""
+    if decode is None:
+        return request
+    try:
+        return decode(request)
+    except DecodeError as e:
+        raise InvalidInput(f"the request could not be parsed (invalid UTF-8 in a string, or malformed): {e}") from None
 
 
 def _limit_trailers(exc: Exception) -> tuple[tuple[str, str], ...]:

@@ -7,7 +7,7 @@ from typing import Any
 import grpc
 
 from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
-from services.common.validation import check_tenant
+from services.common.validation import check_documents, check_finite, check_tenant
 from services.compressor.core import CompressorCore, Doc
 
 _KINDS = {
@@ -31,6 +31,8 @@ class CompressorServicer(compressor_pb2_grpc.CompressorServicer):
         self, request: compressor_pb2.CompressRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> compressor_pb2.CompressResponse:
         check_tenant(request.tenant)
+        check_documents(request.documents)
+        check_finite(request.target_ratio, "target_ratio", 0.0)  # 0: the default; NaN passed `ratio < 1`
         docs = [Doc(d.id, d.text, _KINDS[d.kind]) for d in request.documents]
         result = await self._core.compress(docs, request.question, request.target_ratio)
         return compressor_pb2.CompressResponse(

@@ -11,6 +11,7 @@ from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from services.common.contracts import role_pairs
 from services.common.deadlines import remaining_s
 from services.common.errors import InvalidInput
+from services.common.validation import check_enum, check_sampling
 from services.inference.core import InferenceCore
 from services.inference.domain import ChatMessage, ChatPrompt, GenerateResult, Sampling, Tier
 
@@ -23,9 +24,9 @@ def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -
     if not request.messages:
         raise InvalidInput("messages must not be empty")
     messages = [ChatMessage(role, content) for role, content in role_pairs(request.messages)]
+    check_sampling(request.sampling)  # a NaN temperature went on to vLLM
+    check_enum(request.lane, common_pb2.Lane.DESCRIPTOR, "lane")
     s = request.sampling
-    if s.max_tokens < 0:
-        raise InvalidInput("sampling.max_tokens must be >= 0")
     sampling = Sampling(
         temperature=s.temperature if s.HasField("temperature") else 0.0,
         top_p=s.top_p if s.HasField("top_p") else None,

@@ -24,13 +24,13 @@ from costmesh.v1 import (
 )
 from services.common.contracts import role_pairs
 from services.common.embedding import Embedder, embedding_text
+from services.common.requests import DEFAULT_MAX_PROMPT_TOKENS, validate
 from services.common.telemetry import current_trace_id
 from services.orchestrator.failopen import StageRunner, is_timeout, left
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prompt import assemble
 from services.orchestrator.stages import Stages
-from services.orchestrator.validation import validate
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("costmesh.orchestrator")
@@ -44,6 +44,7 @@ class Budgets:
     compressor_s: float = 2.0
     summarizer_s: float = 60.0
     assess_s: float = 0.015  # Assess is the router's post-call head: the router's budget by default
+    max_prompt_tokens: int = DEFAULT_MAX_PROMPT_TOKENS  # a bigger prompt is refused before any stage runs
 
 
 @dataclass
@@ -79,7 +80,7 @@ class Preparer:
         self._quality = quality
 
     async def prepare(self, request: orchestrator_pb2.CompletionRequest, deadline: float) -> Prepared:
-        validate(request)
+        validate(request, self._budgets.max_prompt_tokens)
         response = orchestrator_pb2.CompletionResponse(
             request_id=request.request_id or uuid.uuid4().hex, trace_id=current_trace_id()
         )

@@ -18,16 +18,21 @@ _DOC_ORDER = {
     common_pb2.DOCUMENT_KIND_CONTEXT: 2,
 }
 _DOC_HEADINGS = {0: "Reference", 1: "Example", 2: "Context"}
+_CONTEXT = 2  # where a kind this module does not know goes (requests are validated: none should arrive)
+
+
+def _order(doc: common_pb2.Document) -> int:
+    return _DOC_ORDER.get(doc.kind, _CONTEXT)
 
 
 def documents_block(documents: Sequence[common_pb2.Document]) -> str:
     # A stable sort keeps the caller's order within a kind.
-    ordered = sorted(documents, key=lambda d: _DOC_ORDER[d.kind])
+    ordered = sorted(documents, key=_order)
     parts = []
     for doc in ordered:
         if not doc.text.strip():
             continue  # dropped by compression (a few-shot example it left out)
-        heading = _DOC_HEADINGS[_DOC_ORDER[doc.kind]]
+        heading = _DOC_HEADINGS[_order(doc)]
         label = f"{heading} {doc.id}" if doc.id else heading
         parts.append(f"[{label}]\n{doc.text.strip()}")
     return "\n\n".join(parts)

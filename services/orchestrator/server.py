@@ -37,6 +37,7 @@ def budgets_from(settings: OrchestratorSettings) -> Budgets:
         compressor_s=settings.compressor_budget_s,
         summarizer_s=settings.summarizer_budget_s,
         assess_s=settings.router_budget_s,
+        max_prompt_tokens=settings.max_prompt_tokens,
     )
 
 

@@ -27,6 +27,9 @@ class OrchestratorSettings(ServiceSettings):
     compressor_budget_s: float = Field(default=2.0, gt=0)
     summarizer_budget_s: float = Field(default=60.0, gt=0)  # it calls the cheap model
     request_timeout_s: float = Field(default=180.0, gt=0)  # when the caller sets no deadline
+    # Prompts (messages and documents) over this many o200k tokens are refused (INVALID_ARGUMENT) before
+    # any stage runs: a 3.5 MB prompt used to take 8 s of routing and pruning before vLLM refused it.
+    max_prompt_tokens: int = Field(default=32_000, gt=0)
     # all-MiniLM-L6-v2 as exported by scripts/prepare_models.py; empty: no embeddings (no semantic cache).
     embedding_model_dir: str = "~/.cache/costmesh/models/all-minilm-l6-v2"
     # ONNX Runtime threads per embedding. Two halve a lone request's embedding time on this 2-core machine

@@ -11,7 +11,8 @@ import grpc
 from costmesh.v1 import common_pb2, inference_pb2_grpc, summarizer_pb2, summarizer_pb2_grpc
 from services.common.contracts import role_pairs, to_messages
 from services.common.deadlines import remaining_s
-from services.common.validation import check_tenant
+from services.common.errors import InvalidInput
+from services.common.validation import check_enum, check_tenant
 from services.summarizer.backends.base import SummaryStore
 from services.summarizer.core import PruneLimits, prune
 from services.summarizer.summarize import InferenceSummarizer
@@ -34,6 +35,9 @@ class SummarizerServicer(summarizer_pb2_grpc.SummarizerServicer):
         self, request: summarizer_pb2.PruneRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> summarizer_pb2.PruneResponse:
         check_tenant(request.tenant)
+        check_enum(request.lane, common_pb2.Lane.DESCRIPTOR, "lane")
+        if request.max_tokens < 0 or request.keep_last < 0:
+            raise InvalidInput("max_tokens and keep_last must be >= 0 (0: the service default)")
         limits = replace(
             self._defaults,
             max_tokens=request.max_tokens or self._defaults.max_tokens,

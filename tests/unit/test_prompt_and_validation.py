@@ -2,8 +2,8 @@ import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.errors import InvalidInput
+from services.common.requests import validate
 from services.orchestrator.prompt import assemble
-from services.orchestrator.validation import validate
 
 SYSTEM = common_pb2.ROLE_SYSTEM
 USER = common_pb2.ROLE_USER
