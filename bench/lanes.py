@@ -19,7 +19,7 @@ import uuid
 
 from bench.output import emit
 from bench.stats import summarize_ms
-from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from costmesh.v1 import batch_pb2, batch_pb2_grpc, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.cli.settings import StackSettings
 from services.common.interceptors import blocking_channel
 from workloads import datasets
@@ -46,8 +46,8 @@ def realtime(
     return latencies
 
 
-def batch_progress(stub: orchestrator_pb2_grpc.OrchestratorStub, tenant: str, batch_id: str) -> int:
-    status = stub.GetBatch(orchestrator_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=30)
+def batch_progress(stub: batch_pb2_grpc.BatchStub, tenant: str, batch_id: str) -> int:
+    status = stub.GetBatch(batch_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=30)
     return int(status.succeeded + status.failed + status.cancelled)
 
 
@@ -62,6 +62,7 @@ def main(argv: list[str]) -> int:
     # The mesh token: the orchestrator admits it in place of an API key, for whichever tenant the bench names.
     channel = blocking_channel(f"127.0.0.1:{stack.orchestrator_port}", stack.mesh_token())
     stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
+    batches = batch_pb2_grpc.BatchStub(blocking_channel(f"127.0.0.1:{stack.batch_port}", stack.mesh_token()))
     tenant = f"bench-lanes-{uuid.uuid4().hex[:8]}"
     queries = [text for text, _ in datasets.sample(datasets.banking77("test"), 2 * args.requests + args.batch_items, 3)]
     quiet, busy, flood = (
@@ -75,14 +76,13 @@ def main(argv: list[str]) -> int:
     emit({"bench": "lanes", "phase": "real time alone", **summarize_ms(alone)})
 
     items = [
-        orchestrator_pb2.BatchItem(custom_id=f"b{i}", request=request(tenant, q, args.max_tokens))
-        for i, q in enumerate(flood)
+        batch_pb2.BatchItem(custom_id=f"b{i}", request=request(tenant, q, args.max_tokens)) for i, q in enumerate(flood)
     ]
-    submitted = stub.SubmitBatch(orchestrator_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=120)
+    submitted = batches.SubmitBatch(batch_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=120)
     started = time.perf_counter()
     during = realtime(stub, tenant, busy, args.max_tokens)
     window_s = time.perf_counter() - started
-    done = batch_progress(stub, tenant, submitted.batch_id)
+    done = batch_progress(batches, tenant, submitted.batch_id)
     emit(
         {
             "bench": "lanes",
@@ -94,7 +94,7 @@ def main(argv: list[str]) -> int:
     )
     # With real time quiet, the batch lane takes the idle capacity.
     time.sleep(args.idle_s)
-    done_idle = batch_progress(stub, tenant, submitted.batch_id) - done
+    done_idle = batch_progress(batches, tenant, submitted.batch_id) - done
     emit(
         {
             "bench": "lanes",
@@ -104,7 +104,7 @@ def main(argv: list[str]) -> int:
             "batch_items_per_minute": round(60 * done_idle / args.idle_s, 1),
         }
     )
-    stub.CancelBatch(orchestrator_pb2.BatchRef(tenant=tenant, batch_id=submitted.batch_id), timeout=120)
+    batches.CancelBatch(batch_pb2.BatchRef(tenant=tenant, batch_id=submitted.batch_id), timeout=120)
     emit(
         {
             "bench": "lanes",

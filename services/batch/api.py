@@ -1,4 +1,4 @@
-"""The batch lane's front door (the orchestrator's batch RPCs): submit, status, results, cancel. No grpc.
+"""The batch lane's front door (the Batch service's RPCs): submit, status, results, cancel, list. No grpc.
 
 Submission checks every item with the real-time lane's own validation. An item that fails gets its
 error result at once; only valid items are queued for the consumer.
@@ -8,21 +8,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from costmesh.v1 import orchestrator_pb2
+from costmesh.v1 import batch_pb2, orchestrator_pb2
 from services.batch.backends.base import WorkItem, WorkQueue
-from services.batch.jobs import JobStore, JobSummary
+from services.batch.jobs import JobStore, JobSummary, UnknownBatch
 from services.batch.lines import BadLine, check_request, custom_id_of, parse_line
 from services.common.errors import InvalidInput
 from services.common.meshauth import KEY_ID_ENTRY
 from services.common.validation import check_tenant
 
 MAX_ITEMS = 50_000  # OpenAI's Batch API limit per file
+LIST_DEFAULT, LIST_MAX = 20, 100
 
 STATES = {
-    "queued": orchestrator_pb2.BATCH_STATE_QUEUED,
-    "running": orchestrator_pb2.BATCH_STATE_RUNNING,
-    "completed": orchestrator_pb2.BATCH_STATE_COMPLETED,
-    "cancelled": orchestrator_pb2.BATCH_STATE_CANCELLED,
+    "queued": batch_pb2.BATCH_STATE_QUEUED,
+    "running": batch_pb2.BATCH_STATE_RUNNING,
+    "completed": batch_pb2.BATCH_STATE_COMPLETED,
+    "cancelled": batch_pb2.BATCH_STATE_CANCELLED,
 }
 
 
@@ -32,8 +33,8 @@ def state_of(job: JobSummary) -> str:
     return "running" if job.done else "queued"
 
 
-def status_of(job: JobSummary) -> orchestrator_pb2.BatchStatus:
-    return orchestrator_pb2.BatchStatus(
+def status_of(job: JobSummary) -> batch_pb2.BatchStatus:
+    return batch_pb2.BatchStatus(
         batch_id=job.batch_id,
         state=STATES[state_of(job)],
         total=job.total,
@@ -47,20 +48,20 @@ def status_of(job: JobSummary) -> orchestrator_pb2.BatchStatus:
     )
 
 
-def error_result(index: int, custom_id: str, code: str, message: str) -> orchestrator_pb2.BatchResult:
-    return orchestrator_pb2.BatchResult(
-        custom_id=custom_id, index=index, error=orchestrator_pb2.BatchError(code=code, message=message)
+def error_result(index: int, custom_id: str, code: str, message: str) -> batch_pb2.BatchResult:
+    return batch_pb2.BatchResult(
+        custom_id=custom_id, index=index, error=batch_pb2.BatchError(code=code, message=message)
     )
 
 
-def normalize(tenant: str, item: orchestrator_pb2.BatchItem, key_id: str = "") -> orchestrator_pb2.BatchItem:
+def normalize(tenant: str, item: batch_pb2.BatchItem, key_id: str = "") -> batch_pb2.BatchItem:
     """The item as the consumer will run it: an OpenAI line parsed, the batch's tenant and the key that
     pays for it filled in. Raises BadLine with the reason when it cannot run."""
     if item.WhichOneof("body") == "openai_line":
         custom_id, request = parse_line(item.openai_line, tenant)
         if item.custom_id and item.custom_id != custom_id:
             raise BadLine(f"custom_id {item.custom_id!r} differs from the line's {custom_id!r}")
-        return orchestrator_pb2.BatchItem(custom_id=custom_id, request=for_key(request, key_id))
+        return batch_pb2.BatchItem(custom_id=custom_id, request=for_key(request, key_id))
     if not item.HasField("request"):
         raise BadLine("an item needs a request or an openai_line")
     request = orchestrator_pb2.CompletionRequest()
@@ -70,7 +71,7 @@ def normalize(tenant: str, item: orchestrator_pb2.BatchItem, key_id: str = "") -
     request.tenant = tenant
     request.request_id = request.request_id or item.custom_id
     check_request(request)
-    return orchestrator_pb2.BatchItem(custom_id=item.custom_id, request=for_key(request, key_id))
+    return batch_pb2.BatchItem(custom_id=item.custom_id, request=for_key(request, key_id))
 
 
 def for_key(request: orchestrator_pb2.CompletionRequest, key_id: str) -> orchestrator_pb2.CompletionRequest:
@@ -86,16 +87,14 @@ class BatchApi:
         self._store = store
         self._queue = queue
 
-    async def submit(
-        self, tenant: str, items: list[orchestrator_pb2.BatchItem], key_id: str = ""
-    ) -> orchestrator_pb2.BatchStatus:
+    async def submit(self, tenant: str, items: list[batch_pb2.BatchItem], key_id: str = "") -> batch_pb2.BatchStatus:
         check_tenant(tenant)
         if not items:
             raise InvalidInput("a batch needs at least one item")
         if len(items) > MAX_ITEMS:
             raise InvalidInput(f"at most {MAX_ITEMS} items per batch")
-        stored: list[orchestrator_pb2.BatchItem] = []
-        errors: list[orchestrator_pb2.BatchResult] = []
+        stored: list[batch_pb2.BatchItem] = []
+        errors: list[batch_pb2.BatchResult] = []
         seen: set[str] = set()
         for index, item in enumerate(items):
             try:
@@ -104,7 +103,7 @@ class BatchApi:
                     raise BadLine(f"custom_id {ready.custom_id!r} appears twice in the batch")
             except BadLine as e:
                 fallback = item.custom_id or (custom_id_of(item.openai_line) if item.openai_line else "")
-                stored.append(orchestrator_pb2.BatchItem(custom_id=fallback))
+                stored.append(batch_pb2.BatchItem(custom_id=fallback))
                 errors.append(error_result(index, fallback, "INVALID_ARGUMENT", str(e)))
                 continue
             if ready.custom_id:
@@ -117,15 +116,15 @@ class BatchApi:
         await self._queue.publish([WorkItem(batch_id, i) for i in range(len(stored)) if i not in failed])
         return status_of(await self._store.summary(batch_id, tenant))
 
-    async def status(self, tenant: str, batch_id: str) -> orchestrator_pb2.BatchStatus:
+    async def status(self, tenant: str, batch_id: str) -> batch_pb2.BatchStatus:
         return status_of(await self._store.summary(batch_id, tenant))
 
-    async def results(self, tenant: str, batch_id: str) -> AsyncIterator[orchestrator_pb2.BatchResult]:
+    async def results(self, tenant: str, batch_id: str) -> AsyncIterator[batch_pb2.BatchResult]:
         await self._store.summary(batch_id, tenant)  # unknown or another tenant's: NOT_FOUND before streaming
         async for result in self._store.results(batch_id, follow=True):
             yield result
 
-    async def cancel(self, tenant: str, batch_id: str) -> orchestrator_pb2.BatchStatus:
+    async def cancel(self, tenant: str, batch_id: str) -> batch_pb2.BatchStatus:
         job = await self._store.summary(batch_id, tenant)
         if not job.finished_ms:
             await self._store.request_cancel(batch_id)
@@ -137,6 +136,19 @@ class BatchApi:
                     custom_id = item.custom_id if item else ""
                     await self._store.record(batch_id, error_result(index, custom_id, "CANCELLED", "batch cancelled"))
         return status_of(await self._store.summary(batch_id, tenant))
+
+    async def recent(self, tenant: str, limit: int = 0) -> list[batch_pb2.BatchStatus]:
+        """The tenant's batches, newest first; expired ones are skipped."""
+        check_tenant(tenant)
+        if limit < 0:
+            raise InvalidInput("limit must not be negative")
+        statuses = []
+        for batch_id in await self._store.batch_ids(tenant, min(limit or LIST_DEFAULT, LIST_MAX)):
+            try:
+                statuses.append(status_of(await self._store.summary(batch_id, tenant)))
+            except UnknownBatch:
+                continue
+        return statuses
 
     async def close(self) -> None:
         await self._store.close()

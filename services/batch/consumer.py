@@ -14,7 +14,7 @@ import functools
 import logging
 from dataclasses import dataclass
 
-from costmesh.v1 import orchestrator_pb2
+from costmesh.v1 import batch_pb2
 from services.batch.api import error_result
 from services.batch.backends.base import Claimed, WorkQueue
 from services.batch.executor import Executor, ItemFailed
@@ -88,7 +88,7 @@ class Consumer:
             # Redis unreachable, say: leave the entry pending; recovery or reclaim retries it.
             log.exception("batch %s item %d: not recorded; left pending", batch_id, index)
 
-    async def _result_for(self, batch_id: str, index: int) -> orchestrator_pb2.BatchResult | None:
+    async def _result_for(self, batch_id: str, index: int) -> batch_pb2.BatchResult | None:
         """None when there is nothing to run: the batch is gone, or the item already has its result."""
         if await self._store.has_result(batch_id, index):
             return None
@@ -99,14 +99,14 @@ class Consumer:
             return error_result(index, item.custom_id, "CANCELLED", "batch cancelled")
         return await self._run(batch_id, index, item)
 
-    async def _run(self, batch_id: str, index: int, item: orchestrator_pb2.BatchItem) -> orchestrator_pb2.BatchResult:
+    async def _run(self, batch_id: str, index: int, item: batch_pb2.BatchItem) -> batch_pb2.BatchResult:
         """The item's answer or error, retrying what is worth retrying; stops early if the batch is cancelled."""
         s = self._settings
         failures = 0
         while True:
             try:
                 response = await self._executor.complete(item.request)
-                return orchestrator_pb2.BatchResult(custom_id=item.custom_id, index=index, response=response)
+                return batch_pb2.BatchResult(custom_id=item.custom_id, index=index, response=response)
             except ItemFailed as e:
                 if not e.retryable:
                     return error_result(index, item.custom_id, e.code, e.message)

@@ -6,6 +6,11 @@ Keys, for batch B (all expire after the retention period):
   costmesh:batch:B:items     hash    index -> BatchItem (serialized; its request is a CompletionRequest)
   costmesh:batch:B:results   hash    index -> BatchResult (serialized)
   costmesh:batch:B:events    stream  one entry per recorded result, in completion order (for streaming)
+  costmesh:batch-index:T     zset    tenant T's batch ids by creation time (ListBatches)
+
+A batch id from a caller is checked against the ids create() makes before it is put into any key, so
+`queue` or `<id>:items` never reach Redis (INVALID_ARGUMENT); a well-formed id that is not the
+tenant's is NOT_FOUND.
 
 A result and its counters are written by one Lua script, so a consumer that crashes after answering and
 is retried, or two consumers racing for a reclaimed entry, can never count or stream an item twice.
@@ -14,6 +19,7 @@ is retried, or two consumers racing for a reclaimed entry, can never count or st
 from __future__ import annotations
 
 import inspect
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -22,10 +28,12 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from costmesh.v1 import orchestrator_pb2
-from services.common.errors import NotFound
+from costmesh.v1 import batch_pb2
+from services.common.errors import InvalidInput, NotFound
 
 PREFIX = "costmesh:batch:"
+INDEX_PREFIX = "costmesh:batch-index:"
+BATCH_ID = re.compile(r"batch_[0-9a-f]{32}")
 OUTCOMES = ("succeeded", "failed", "cancelled")
 
 # KEYS: meta, results, events. ARGV: index, result bytes, outcome, cost, baseline cost, now (ms).
@@ -53,6 +61,13 @@ async def _r(value: Any) -> Any:
     """redis-py types hash commands as sync-or-async returning str; on this asyncio client (bytes
     responses) they are awaitables of bytes."""
     return await value if inspect.isawaitable(value) else value
+
+
+def check_batch_id(batch_id: str) -> str:
+    """The id, if it is one create() could have made; anything else never reaches a Redis key."""
+    if not BATCH_ID.fullmatch(batch_id):
+        raise InvalidInput(f"batch_id {batch_id[:80]!r} is not a batch id (batch_ followed by 32 hex digits)")
+    return batch_id
 
 
 def _now_ms() -> int:
@@ -88,16 +103,17 @@ class JobStore:
     def from_url(cls, url: str, retention_s: int) -> JobStore:
         return cls(redis.Redis.from_url(url), retention_s)
 
-    async def create(self, tenant: str, items: list[orchestrator_pb2.BatchItem]) -> str:
+    async def create(self, tenant: str, items: list[batch_pb2.BatchItem]) -> str:
         batch_id = f"batch_{uuid.uuid4().hex}"
         key = PREFIX + batch_id
+        now, index = _now_ms(), INDEX_PREFIX + tenant
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 key,
                 mapping={
                     "tenant": tenant,
                     "total": len(items),
-                    "created_ms": _now_ms(),
+                    "created_ms": now,
                     "finished_ms": 0,
                     "cancel_requested": 0,
                     **dict.fromkeys(OUTCOMES, 0),
@@ -108,12 +124,20 @@ class JobStore:
             pipe.hset(f"{key}:items", mapping={str(i): item.SerializeToString() for i, item in enumerate(items)})
             for suffix in ("", ":items"):
                 pipe.expire(key + suffix, self._retention_s)
+            pipe.zadd(index, {batch_id: now})
+            pipe.zremrangebyscore(index, 0, now - self._retention_s * 1000)  # batches that have expired
+            pipe.expire(index, self._retention_s)
             await pipe.execute()
         return batch_id
 
+    async def batch_ids(self, tenant: str, limit: int) -> list[str]:
+        """The tenant's most recent batch ids, newest first (some may have expired since)."""
+        raw = await self._redis.zrevrange(INDEX_PREFIX + tenant, 0, limit - 1)
+        return [member.decode() for member in raw]
+
     async def summary(self, batch_id: str, tenant: str) -> JobSummary:
         """The job's counters. Another tenant's batch is reported as unknown, not as forbidden."""
-        raw = await _r(self._redis.hgetall(PREFIX + batch_id))
+        raw = await _r(self._redis.hgetall(PREFIX + check_batch_id(batch_id)))
         if not raw or raw[b"tenant"].decode() != tenant:
             raise UnknownBatch(f"no batch {batch_id!r} for tenant {tenant!r}")
         f = {k.decode(): v.decode() for k, v in raw.items()}
@@ -131,9 +155,9 @@ class JobStore:
             f["cancel_requested"] == "1",
         )
 
-    async def item(self, batch_id: str, index: int) -> orchestrator_pb2.BatchItem | None:
+    async def item(self, batch_id: str, index: int) -> batch_pb2.BatchItem | None:
         raw = await _r(self._redis.hget(f"{PREFIX}{batch_id}:items", str(index)))
-        return None if raw is None else orchestrator_pb2.BatchItem.FromString(raw)
+        return None if raw is None else batch_pb2.BatchItem.FromString(raw)
 
     async def has_result(self, batch_id: str, index: int) -> bool:
         return bool(await _r(self._redis.hexists(f"{PREFIX}{batch_id}:results", str(index))))
@@ -144,7 +168,7 @@ class JobStore:
     async def request_cancel(self, batch_id: str) -> None:
         await _r(self._redis.hset(PREFIX + batch_id, "cancel_requested", "1"))
 
-    async def record(self, batch_id: str, result: orchestrator_pb2.BatchResult) -> bool:
+    async def record(self, batch_id: str, result: batch_pb2.BatchResult) -> bool:
         """Writes the item's result unless one exists; True if this call wrote it."""
         outcome = "succeeded" if result.HasField("response") else "failed"
         if result.HasField("error") and result.error.code == "CANCELLED":
@@ -166,9 +190,7 @@ class JobStore:
             await self._redis.expire(f"{key}:results", self._retention_s)
         return bool(written == 1)
 
-    async def results(
-        self, batch_id: str, follow: bool, block_ms: int = 1000
-    ) -> AsyncIterator[orchestrator_pb2.BatchResult]:
+    async def results(self, batch_id: str, follow: bool, block_ms: int = 1000) -> AsyncIterator[batch_pb2.BatchResult]:
         """Recorded results in completion order; with follow, waits for new ones until the job is finished."""
         key = f"{PREFIX}{batch_id}"
         last = "0-0"
@@ -180,7 +202,7 @@ class JobStore:
                 last = entry_id
                 raw = await _r(self._redis.hget(f"{key}:results", fields[b"index"]))
                 if raw is not None:
-                    yield orchestrator_pb2.BatchResult.FromString(raw)
+                    yield batch_pb2.BatchResult.FromString(raw)
             if not entries and (finished or not follow):
                 return
 

@@ -1,4 +1,4 @@
-"""Batch consumer settings (env prefix COSTMESH_BATCH_)."""
+"""Batch service settings (env prefix COSTMESH_BATCH_)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from services.common.settings import ServiceSettings
 class BatchSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="COSTMESH_BATCH_", extra="forbid")
 
-    port: int = 50056  # gRPC health only: the consumer serves no RPCs of its own
-    redis_url: str = "redis://127.0.0.1:6390/0"
+    port: int = 50056  # the Batch RPCs (costmesh.v1.Batch) and gRPC health
+    redis_url: str = "redis://127.0.0.1:6390/0"  # the job store and the queue
+    # API keys (services/common/apikeys.py), the same store the orchestrator and the gateway check; empty:
+    # keys are off and only callers with the mesh token are served.
+    keys_redis_url: str = ""
     orchestrator_addr: str = "127.0.0.1:50050"
     # Unique per consumer process, stable across its restarts, so a restart recovers its own pending work.
     consumer_name: str = Field(default_factory=lambda: f"consumer-{socket.gethostname()}")

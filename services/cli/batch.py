@@ -13,32 +13,32 @@ from pathlib import Path
 
 import grpc
 
-from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from costmesh.v1 import batch_pb2, batch_pb2_grpc
 from services.cli.ask import auth_metadata
 from services.common.openai_wire import batch_output_line
 
 
 class Client:
-    """The orchestrator's batch RPCs, each sent with the caller's API key."""
+    """The batch service's RPCs, each sent with the caller's API key."""
 
     def __init__(self, address: str, key: str) -> None:
-        self.stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.insecure_channel(address))
+        self.stub = batch_pb2_grpc.BatchStub(grpc.insecure_channel(address))
         self.metadata = auth_metadata(key)
 
 
-def submit(client: Client, tenant: str, path: Path, timeout_s: float) -> orchestrator_pb2.BatchStatus:
+def submit(client: Client, tenant: str, path: Path, timeout_s: float) -> batch_pb2.BatchStatus:
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    items = [orchestrator_pb2.BatchItem(openai_line=line) for line in lines]
-    status: orchestrator_pb2.BatchStatus = client.stub.SubmitBatch(
-        orchestrator_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=timeout_s, metadata=client.metadata
+    items = [batch_pb2.BatchItem(openai_line=line) for line in lines]
+    status: batch_pb2.BatchStatus = client.stub.SubmitBatch(
+        batch_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=timeout_s, metadata=client.metadata
     )
     return status
 
 
-def progress_line(status: orchestrator_pb2.BatchStatus, width: int = 30) -> str:
+def progress_line(status: batch_pb2.BatchStatus, width: int = 30) -> str:
     done = status.succeeded + status.failed + status.cancelled
     filled = width * done // max(1, status.total)
-    state = orchestrator_pb2.BatchState.Name(status.state).removeprefix("BATCH_STATE_").lower()
+    state = batch_pb2.BatchState.Name(status.state).removeprefix("BATCH_STATE_").lower()
     return (
         f"{status.batch_id} [{'#' * filled}{'.' * (width - filled)}] {done}/{status.total} {state}"
         f" · ok {status.succeeded} · failed {status.failed} · cancelled {status.cancelled}"
@@ -46,12 +46,10 @@ def progress_line(status: orchestrator_pb2.BatchStatus, width: int = 30) -> str:
     )
 
 
-def watch(
-    client: Client, tenant: str, batch_id: str, follow: bool, interval_s: float = 1.0
-) -> orchestrator_pb2.BatchStatus:
+def watch(client: Client, tenant: str, batch_id: str, follow: bool, interval_s: float = 1.0) -> batch_pb2.BatchStatus:
     while True:
-        status: orchestrator_pb2.BatchStatus = client.stub.GetBatch(
-            orchestrator_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=30, metadata=client.metadata
+        status: batch_pb2.BatchStatus = client.stub.GetBatch(
+            batch_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=30, metadata=client.metadata
         )
         finished = status.finished_unix_ms > 0
         end = "\n" if finished or not follow else "\r"
@@ -64,15 +62,15 @@ def watch(
 def results(client: Client, tenant: str, batch_id: str) -> int:
     """Prints every result as it completes (JSON lines on stdout); returns how many."""
     count = 0
-    ref = orchestrator_pb2.BatchRef(tenant=tenant, batch_id=batch_id)
+    ref = batch_pb2.BatchRef(tenant=tenant, batch_id=batch_id)
     for result in client.stub.StreamBatchResults(ref, metadata=client.metadata):
         print(json.dumps(batch_output_line(result)), flush=True)
         count += 1
     return count
 
 
-def cancel(client: Client, tenant: str, batch_id: str) -> orchestrator_pb2.BatchStatus:
-    status: orchestrator_pb2.BatchStatus = client.stub.CancelBatch(
-        orchestrator_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=60, metadata=client.metadata
+def cancel(client: Client, tenant: str, batch_id: str) -> batch_pb2.BatchStatus:
+    status: batch_pb2.BatchStatus = client.stub.CancelBatch(
+        batch_pb2.BatchRef(tenant=tenant, batch_id=batch_id), timeout=60, metadata=client.metadata
     )
     return status

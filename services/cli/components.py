@@ -258,6 +258,7 @@ def gateway(s: StackSettings) -> Component:
         "COSTMESH_GATEWAY_METRICS_PORT": str(s.metrics_base_port + 7),  # after the batch consumer's
         "COSTMESH_GATEWAY_OTLP_ENDPOINT": s.otlp_endpoint,
         "COSTMESH_GATEWAY_ORCHESTRATOR_ADDR": f"127.0.0.1:{s.orchestrator_port}",
+        "COSTMESH_GATEWAY_BATCH_ADDR": f"127.0.0.1:{s.batch_port}",
         "COSTMESH_GATEWAY_REDIS_URL": s.redis_url(),
         # No mesh token: the gateway acts only with its callers' keys, so a bug in it cannot claim a tenant.
         MESH_TOKEN_ENV: "",
@@ -307,10 +308,10 @@ def service(s: StackSettings, name: str) -> Component:
     if name == "orchestrator":
         for other in ("inference", "router", "cache", "compressor", "summarizer"):
             env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"
-        env[f"{prefix}BATCH_REDIS_URL"] = s.redis_url()
         env[f"{prefix}KEYS_REDIS_URL"] = s.redis_url()
     if name == "batch":
         env[f"{prefix}REDIS_URL"] = s.redis_url()
+        env[f"{prefix}KEYS_REDIS_URL"] = s.redis_url()
         env[f"{prefix}ORCHESTRATOR_ADDR"] = f"127.0.0.1:{s.orchestrator_port}"
     address = f"127.0.0.1:{port}"
     return Component(

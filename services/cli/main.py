@@ -77,7 +77,7 @@ def _bench(args: argparse.Namespace, settings: StackSettings) -> int:
 
 def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
     client = batch_cmd.Client(
-        args.address or f"127.0.0.1:{settings.orchestrator_port}", keys_cmd.caller_key(settings, args.key)
+        args.address or f"127.0.0.1:{settings.batch_port}", keys_cmd.caller_key(settings, args.key)
     )
     try:
         if args.action == "submit":
@@ -169,7 +169,7 @@ def parser() -> argparse.ArgumentParser:
     bt.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
     bt.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
     bt.add_argument("--watch", action="store_true", help="status: redraw the progress bar until done")
-    bt.add_argument("--address", default="", help="orchestrator host:port")
+    bt.add_argument("--address", default="", help="batch service host:port")
     bt.add_argument("--timeout", type=float, default=120.0)
     bt.set_defaults(fn=_batch)
     rp = sub.add_parser("replay", help="send a workload through the running mesh and record every decision")

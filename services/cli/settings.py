@@ -31,7 +31,7 @@ class StackSettings(ServiceSettings):
     compressor_port: int = 50053
     summarizer_port: int = 50054
     inference_port: int = 50055
-    batch_port: int = 50056  # the batch consumer (gRPC health only)
+    batch_port: int = 50056  # the batch service (costmesh.v1.Batch RPCs and its consumer)
     gateway_port: int = 8080  # the OpenAI-compatible HTTP API (services/gateway)
     metrics_base_port: int = 9460  # each service's /metrics on base + (its gRPC port - 50050)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from costmesh.v1 import common_pb2, orchestrator_pb2
+from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 
 ROLES = {
     "system": common_pb2.ROLE_SYSTEM,
@@ -196,7 +196,7 @@ def chat_completion(response: orchestrator_pb2.CompletionResponse, created: int)
     }
 
 
-def batch_output_line(result: orchestrator_pb2.BatchResult) -> dict[str, Any]:
+def batch_output_line(result: batch_pb2.BatchResult) -> dict[str, Any]:
     """One line of OpenAI's batch output file; a failed item carries its error instead of a response."""
     line_id = f"costmesh_req_{result.index}"
     if result.HasField("error"):

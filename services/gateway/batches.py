@@ -1,4 +1,4 @@
-"""/v1/files and /v1/batches onto the batch lane (SubmitBatch, GetBatch, StreamBatchResults, CancelBatch),
+"""/v1/files and /v1/batches onto the Batch service (SubmitBatch, GetBatch, StreamBatchResults, CancelBatch),
 as the openai SDK's `files.create`, `batches.create|retrieve|cancel` and `files.content` call them.
 
 An uploaded file is kept per tenant (files.py); a batch is created from one, line by line, and the
@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message
 
-from costmesh.v1 import orchestrator_pb2
+from costmesh.v1 import batch_pb2
 from services.batch.lines import CHAT_URL
 from services.common.openai_wire import batch_output_line
 from services.gateway.context import Caller, Gateway, authenticate, gateway_of, read_body, read_json
@@ -28,14 +28,14 @@ from services.gateway.files import OUTPUT_PREFIX, BatchRecord, output_file_id
 WINDOW = "24h"  # OpenAI's only completion window
 ENVELOPE_BYTES = 64 * 1024  # room for the multipart boundaries and headers around the file
 STATES = {
-    orchestrator_pb2.BATCH_STATE_QUEUED: "in_progress",  # validated at submission, so never "validating"
-    orchestrator_pb2.BATCH_STATE_RUNNING: "in_progress",
-    orchestrator_pb2.BATCH_STATE_COMPLETED: "completed",
-    orchestrator_pb2.BATCH_STATE_CANCELLED: "cancelled",
+    batch_pb2.BATCH_STATE_QUEUED: "in_progress",  # validated at submission, so never "validating"
+    batch_pb2.BATCH_STATE_RUNNING: "in_progress",
+    batch_pb2.BATCH_STATE_COMPLETED: "completed",
+    batch_pb2.BATCH_STATE_CANCELLED: "cancelled",
 }
 
 
-def batch_object(status: orchestrator_pb2.BatchStatus, record: BatchRecord | None) -> dict[str, Any]:
+def batch_object(status: batch_pb2.BatchStatus, record: BatchRecord | None) -> dict[str, Any]:
     created = status.created_unix_ms // 1000
     finished = status.finished_unix_ms // 1000 if status.finished_unix_ms else None
     state = STATES.get(status.state, "in_progress")
@@ -106,10 +106,10 @@ def replayed(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive)
 
 
-async def _status(gw: Gateway, caller: Caller, batch_id: str) -> orchestrator_pb2.BatchStatus:
+async def _status(gw: Gateway, caller: Caller, batch_id: str) -> batch_pb2.BatchStatus:
     try:
-        status: orchestrator_pb2.BatchStatus = await gw.orchestrator.GetBatch(
-            orchestrator_pb2.BatchRef(batch_id=batch_id), timeout=30, metadata=caller.metadata
+        status: batch_pb2.BatchStatus = await gw.batches.GetBatch(
+            batch_pb2.BatchRef(batch_id=batch_id), timeout=30, metadata=caller.metadata
         )
     except grpc.aio.AioRpcError as exc:
         raise from_grpc(exc) from None
@@ -159,10 +159,10 @@ async def file_content(request: Request) -> Response:
 
 
 async def _results(gw: Gateway, caller: Caller, batch_id: str) -> Response:
-    call = gw.orchestrator.StreamBatchResults(orchestrator_pb2.BatchRef(batch_id=batch_id), metadata=caller.metadata)
+    call = gw.batches.StreamBatchResults(batch_pb2.BatchRef(batch_id=batch_id), metadata=caller.metadata)
     results = call.__aiter__()
     try:
-        first: orchestrator_pb2.BatchResult | None = await anext(results)  # unknown batch: 404 before any byte
+        first: batch_pb2.BatchResult | None = await anext(results)  # unknown batch: 404 before any byte
     except grpc.aio.AioRpcError as exc:
         raise from_grpc(exc) from None
     except StopAsyncIteration:
@@ -202,10 +202,10 @@ async def create_batch(request: Request) -> Response:
         lines = [text for line in content.split(b"\n") if (text := line.decode().strip())]
     except UnicodeDecodeError:
         raise ApiError(400, "the input file is not UTF-8 JSONL", param="input_file_id") from None
-    items = [orchestrator_pb2.BatchItem(openai_line=line) for line in lines]
+    items = [batch_pb2.BatchItem(openai_line=line) for line in lines]
     try:
-        status: orchestrator_pb2.BatchStatus = await gw.orchestrator.SubmitBatch(
-            orchestrator_pb2.SubmitBatchRequest(items=items), timeout=120, metadata=caller.metadata
+        status: batch_pb2.BatchStatus = await gw.batches.SubmitBatch(
+            batch_pb2.SubmitBatchRequest(items=items), timeout=120, metadata=caller.metadata
         )
     except grpc.aio.AioRpcError as exc:
         raise from_grpc(exc) from None
@@ -225,8 +225,8 @@ async def cancel_batch(request: Request) -> Response:
     gw = gateway_of(request)
     caller = await authenticate(request)
     try:
-        status: orchestrator_pb2.BatchStatus = await gw.orchestrator.CancelBatch(
-            orchestrator_pb2.BatchRef(batch_id=request.path_params["batch_id"]), timeout=60, metadata=caller.metadata
+        status: batch_pb2.BatchStatus = await gw.batches.CancelBatch(
+            batch_pb2.BatchRef(batch_id=request.path_params["batch_id"]), timeout=60, metadata=caller.metadata
         )
     except grpc.aio.AioRpcError as exc:
         raise from_grpc(exc) from None

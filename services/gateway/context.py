@@ -1,4 +1,4 @@
-"""What every gateway route shares: the stores, the orchestrator stub, metrics, authentication, bodies."""
+"""What every gateway route shares: the stores, the service stubs, metrics, authentication, bodies."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2_grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.requests import Request
 
-from costmesh.v1 import orchestrator_pb2_grpc
+from costmesh.v1 import batch_pb2_grpc, orchestrator_pb2_grpc
 from services.common.apikeys import KeyPolicy, KeyStore, bearer
 from services.common.errors import Unauthenticated
 from services.gateway.errors import ApiError
@@ -21,16 +21,18 @@ from services.gateway.settings import GatewaySettings
 
 @dataclass
 class Gateway:
-    """What the routes share: settings, the key and file stores, the orchestrator stub, metrics."""
+    """What the routes share: settings, the key and file stores, the orchestrator and batch stubs, metrics."""
 
     settings: GatewaySettings
     keys: KeyStore
     files: FileStore
     channel: grpc.aio.Channel
     registry: CollectorRegistry
+    batch_channel: grpc.aio.Channel
 
     def __post_init__(self) -> None:
         self.orchestrator = orchestrator_pb2_grpc.OrchestratorStub(self.channel)
+        self.batches = batch_pb2_grpc.BatchStub(self.batch_channel)
         self.health = health_pb2_grpc.HealthStub(self.channel)
         self.requests = Counter(
             "costmesh_gateway_requests_total", "HTTP requests", ["route", "status"], registry=self.registry

@@ -1,7 +1,7 @@
 """Runs the gateway: Starlette on uvicorn, with the stores opened at start-up and closed at shutdown.
 
 uvicorn handles SIGTERM/SIGINT: it stops accepting, lets in-flight requests finish for `grace_s`, then
-runs the lifespan's shutdown, which closes the orchestrator channel and Redis.
+runs the lifespan's shutdown, which closes the orchestrator and batch channels and Redis.
 """
 
 from __future__ import annotations
@@ -39,12 +39,14 @@ def create_app(settings: GatewaySettings, registry: CollectorRegistry | None = N
             FileStore(client, settings.file_retention_s),
             client_channel(settings.orchestrator_addr),
             registry,
+            client_channel(settings.batch_addr),
         )
         app.state.gateway = gateway
         try:
             yield
         finally:
             await gateway.channel.close(None)
+            await gateway.batch_channel.close(None)
             await client.aclose()
 
     app = build_app()

@@ -2,8 +2,8 @@
 
 Two kinds of caller reach the orchestrator:
 - an application with an API key (`authorization: Bearer <key>`): the tenant is the key's, never the
-  request's; the key decides the tiers it may use and whether it may use the batch lane, and its budget
-  and rate are reserved before the model call (spend.py);
+  request's; the key decides the tiers it may use, and its budget and rate are reserved before the model
+  call (spend.py); whether it may submit batches is the batch service's check (services/batch/callers.py);
 - a component of the mesh with the mesh token (the batch consumer, the gateway's internal calls, offline
   benches): trusted with the tenant it names. The batch consumer names the key that submitted the batch
   in the request's metadata (KEY_ID_ENTRY), so the batch lane pays that key's budget under its tiers.
@@ -131,12 +131,3 @@ class Gatekeeper:
     async def close(self) -> None:
         if self._keys is not None:
             await self._keys.close()  # the ledger shares the keys' client
-
-    async def batch_caller(self, metadata: Metadata, tenant: str) -> tuple[str, str]:
-        """(tenant, key id) for a batch RPC; a key must be allowed the batch lane. The mesh names the tenant."""
-        caller = await self.caller(metadata)
-        if caller.policy is None:
-            return tenant, ""
-        if not caller.policy.allow_batch:
-            raise Forbidden(f"API key {caller.policy.key_id} may not use the batch lane (keys create --allow-batch)")
-        return own_tenant(caller, tenant), caller.policy.key_id

@@ -5,9 +5,6 @@ from __future__ import annotations
 import redis.asyncio as redis
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.batch.api import BatchApi
-from services.batch.backends.redis_streams import RedisStreamQueue
-from services.batch.jobs import JobStore
 from services.common.apikeys import KeyStore
 from services.common.contracts import TIERS_BY_NAME
 from services.common.embedding import OnnxMiniLM, load_minilm
@@ -62,13 +59,6 @@ def spot_checker(settings: OrchestratorSettings, stages: GrpcStages, metrics: Or
     return SpotChecker(stages, stages, metrics, config)
 
 
-def batch_api(settings: OrchestratorSettings) -> BatchApi | None:
-    if not settings.batch_redis_url:
-        return None
-    client = redis.Redis.from_url(settings.batch_redis_url)
-    return BatchApi(JobStore(client, settings.batch_retention_s), RedisStreamQueue(client))
-
-
 def gatekeeper(settings: OrchestratorSettings, stages: GrpcStages) -> Gatekeeper:
     if not settings.keys_redis_url:
         return Gatekeeper(None, None, PriceBook(stages.prices))
@@ -95,14 +85,11 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         QualityTarget(settings.max_quality_loss_pts, settings.tenant_max_quality_loss_pts),
         checker,
     )
-    batch = batch_api(settings)
     gate = gatekeeper(settings, stages)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
-        OrchestratorServicer(pipeline, gate, settings.request_timeout_s, batch), service.server
+        OrchestratorServicer(pipeline, gate, settings.request_timeout_s), service.server
     )
     service.closers.append(gate.close)
-    if batch is not None:
-        service.closers.append(batch.close)
     # Cache, router, summarizer and compressor fail open; without inference no request can be answered.
     service.checks["inference"] = stages.inference_serving
     # Not a dependency (it never reports down): SERVING waits for every stage's first, cold call.

@@ -8,9 +8,7 @@ from typing import Any
 import grpc
 
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
-from services.batch.api import BatchApi
 from services.common.deadlines import remaining_s
-from services.common.errors import MissingConfig
 from services.orchestrator.admission import Gatekeeper, Metadata
 from services.orchestrator.pipeline import Pipeline
 from services.orchestrator.spend import ModelSpend, Reservation, track_model_spend
@@ -21,18 +19,10 @@ def metadata_of(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
-    def __init__(
-        self, pipeline: Pipeline, gate: Gatekeeper, default_timeout_s: float, batch: BatchApi | None = None
-    ) -> None:
+    def __init__(self, pipeline: Pipeline, gate: Gatekeeper, default_timeout_s: float) -> None:
         self._pipeline = pipeline
         self._gate = gate
         self._default_timeout_s = default_timeout_s
-        self._batch = batch
-
-    def _batch_api(self) -> BatchApi:
-        if self._batch is None:
-            raise MissingConfig("the batch lane is off: set COSTMESH_ORCHESTRATOR_BATCH_REDIS_URL")
-        return self._batch
 
     async def Complete(
         self, request: orchestrator_pb2.CompletionRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -61,31 +51,6 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         except BaseException:
             await self._gate.settle(hold, spent_on_failure(hold, spend))
             raise
-
-    async def SubmitBatch(
-        self, request: orchestrator_pb2.SubmitBatchRequest, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> orchestrator_pb2.BatchStatus:
-        tenant, key_id = await self._gate.batch_caller(metadata_of(context), request.tenant)
-        return await self._batch_api().submit(tenant, list(request.items), key_id)
-
-    async def GetBatch(
-        self, request: orchestrator_pb2.BatchRef, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> orchestrator_pb2.BatchStatus:
-        tenant, _ = await self._gate.batch_caller(metadata_of(context), request.tenant)
-        return await self._batch_api().status(tenant, request.batch_id)
-
-    async def StreamBatchResults(
-        self, request: orchestrator_pb2.BatchRef, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> AsyncIterator[orchestrator_pb2.BatchResult]:
-        tenant, _ = await self._gate.batch_caller(metadata_of(context), request.tenant)
-        async for result in self._batch_api().results(tenant, request.batch_id):
-            yield result
-
-    async def CancelBatch(
-        self, request: orchestrator_pb2.BatchRef, context: grpc.aio.ServicerContext[Any, Any]
-    ) -> orchestrator_pb2.BatchStatus:
-        tenant, _ = await self._gate.batch_caller(metadata_of(context), request.tenant)
-        return await self._batch_api().cancel(tenant, request.batch_id)
 
 
 def spent_on_failure(hold: Reservation | None, spend: ModelSpend) -> float:

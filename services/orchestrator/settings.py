@@ -46,12 +46,9 @@ class OrchestratorSettings(ServiceSettings):
     # router (Route and Assess), whose quality estimator picks its thresholds for it. Per tenant: JSON.
     max_quality_loss_pts: float = Field(default=1.0, ge=0.0)
     tenant_max_quality_loss_pts: dict[str, Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
-    # The batch lane's job store and queue (services/batch); empty: the batch RPCs answer FAILED_PRECONDITION.
-    batch_redis_url: str = ""
     # API keys (services/common/apikeys.py) and their spend and rate counters; empty: keys are off and only
     # callers with the mesh token are served.
     keys_redis_url: str = ""
-    batch_retention_s: int = Field(default=7 * 86_400, gt=0)
     # The escalation rate the alert in deploy/prometheus/rules.yml compares against (exported as a gauge).
     escalation_alert_baseline: float = Field(default=0.25, ge=0.0, le=1.0)
     # Spot-checks of semantic cache hits (spotcheck.py): the share re-asked of the large tier after serving.

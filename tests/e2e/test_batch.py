@@ -1,4 +1,4 @@
-"""The batch lane end to end: the CLI, the orchestrator's batch RPCs, the consumer process, real vLLM.
+"""The batch lane end to end: the CLI, the batch service's RPCs, its consumer, real vLLM.
 
 The consumer is killed with SIGKILL in the middle of the job and started again; every item must still be
 answered exactly once.
@@ -91,7 +91,11 @@ def test_submit_crash_restart_results_exactly_once(running_stack: RunningStack, 
             assert costs["savings_by_intervention"]["batch"] > 0
 
 
-def test_unknown_batch_is_not_found(running_stack: RunningStack) -> None:
-    done = costmesh("batch", "status", "batch_nope", "--key", api_key("someone", "--allow-batch"))
+def test_unknown_batch_is_not_found_and_a_malformed_id_is_invalid(running_stack: RunningStack) -> None:
+    key = api_key("someone", "--allow-batch")
+    done = costmesh("batch", "status", "batch_" + "0" * 32, "--key", key)
     assert done.returncode == 2
     assert "NOT_FOUND" in done.stderr
+    malformed = costmesh("batch", "status", "queue", "--key", key)
+    assert malformed.returncode == 2
+    assert "INVALID_ARGUMENT" in malformed.stderr

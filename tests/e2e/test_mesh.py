@@ -110,6 +110,7 @@ def test_stream_through_the_stack(running_stack: RunningStack) -> None:
         ("compressor_port", "costmesh.v1.Compressor"),
         ("summarizer_port", "costmesh.v1.Summarizer"),
         ("inference_port", "costmesh.v1.Inference"),
+        ("batch_port", "costmesh.v1.Batch"),
     ],
 )
 def test_grpcurl_lists_describes_and_health_checks_every_service(

@@ -9,18 +9,20 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis.asyncio as redis
 
-from costmesh.v1 import common_pb2, orchestrator_pb2
+from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 from services.batch.api import BatchApi
 from services.batch.backends.redis_streams import RedisStreamQueue
 from services.batch.consumer import Consumer, ConsumerSettings
 from services.batch.executor import ItemFailed
 from services.batch.jobs import JobStore, UnknownBatch
 from services.cli.settings import StackSettings
+from services.common.errors import InvalidInput
+from tests import stack
 
 
 class FakeExecutor:
@@ -53,9 +55,18 @@ class FakeExecutor:
         pass
 
 
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """Only Redis: the executor is a fake, so no model server is needed."""
+    settings = StackSettings()
+    started = stack.start(settings, ["redis"])
+    yield settings.redis_url()
+    stack.stop(settings, started)
+
+
 @pytest.fixture
-async def lane(infra: StackSettings) -> AsyncIterator[tuple[JobStore, RedisStreamQueue, BatchApi]]:
-    client = redis.Redis.from_url(infra.redis_url())
+async def lane(redis_url: str) -> AsyncIterator[tuple[JobStore, RedisStreamQueue, BatchApi]]:
+    client = redis.Redis.from_url(redis_url)
     stream = f"costmesh:test:batch:{uuid.uuid4().hex}"  # a queue of this test's own
     store, queue = JobStore(client, 600), RedisStreamQueue(client, stream=stream)
     yield store, queue, BatchApi(store, queue)
@@ -72,8 +83,8 @@ def chat_line(custom_id: str, question: str) -> str:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/chat/completions", "body": body})
 
 
-def items(n: int) -> list[orchestrator_pb2.BatchItem]:
-    return [orchestrator_pb2.BatchItem(openai_line=chat_line(f"q{i}", f"question {i}")) for i in range(n)]
+def items(n: int) -> list[batch_pb2.BatchItem]:
+    return [batch_pb2.BatchItem(openai_line=chat_line(f"q{i}", f"question {i}")) for i in range(n)]
 
 
 async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 20) -> None:
@@ -98,7 +109,7 @@ async def drain(consumer: Consumer, store: JobStore, batch_id: str) -> None:
         await consumer.close()
 
 
-async def all_results(api: BatchApi, batch_id: str) -> list[orchestrator_pb2.BatchResult]:
+async def all_results(api: BatchApi, batch_id: str) -> list[batch_pb2.BatchResult]:
     return [r async for r in api.results("acme", batch_id)]
 
 
@@ -106,17 +117,17 @@ async def test_submit_drain_and_stream_with_per_line_errors(lane: tuple[JobStore
     store, queue, api = lane
     batch = [
         *items(4),
-        orchestrator_pb2.BatchItem(openai_line="{this is not json"),
-        orchestrator_pb2.BatchItem(openai_line=chat_line("bad-role", "x").replace('"user"', '"robot"')),
+        batch_pb2.BatchItem(openai_line="{this is not json"),
+        batch_pb2.BatchItem(openai_line=chat_line("bad-role", "x").replace('"user"', '"robot"')),
     ]
     status = await api.submit("acme", batch)
     assert status.total == 6 and status.failed == 2  # bad lines fail at once, alone
-    assert status.state == orchestrator_pb2.BATCH_STATE_RUNNING
+    assert status.state == batch_pb2.BATCH_STATE_RUNNING
     executor = FakeExecutor(fail_on="question 3")
     await drain(Consumer(queue, store, executor, settings()), store, status.batch_id)
     final = await api.status("acme", status.batch_id)
     assert (final.succeeded, final.failed, final.cancelled) == (3, 3, 0)
-    assert final.state == orchestrator_pb2.BATCH_STATE_COMPLETED
+    assert final.state == batch_pb2.BATCH_STATE_COMPLETED
     assert final.cost_usd == pytest.approx(0.003) and final.baseline_cost_usd == pytest.approx(0.03)
     results = {r.index: r for r in await all_results(api, status.batch_id)}
     assert sorted(results) == list(range(6))
@@ -144,7 +155,7 @@ async def test_consumer_killed_mid_job_restarts_and_answers_each_item_exactly_on
     # An item answered and recorded just before the crash, but never acknowledged, must not run again.
     await store.record(
         status.batch_id,
-        orchestrator_pb2.BatchResult(
+        batch_pb2.BatchResult(
             custom_id="q5", index=5, response=orchestrator_pb2.CompletionResponse(answer="answered before the crash")
         ),
     )
@@ -187,7 +198,7 @@ async def test_cancel_marks_what_is_left_and_the_consumer_skips_it(
     store, queue, api = lane
     status = await api.submit("acme", items(3))
     cancelled = await api.cancel("acme", status.batch_id)
-    assert cancelled.cancelled == 3 and cancelled.state == orchestrator_pb2.BATCH_STATE_CANCELLED
+    assert cancelled.cancelled == 3 and cancelled.state == batch_pb2.BATCH_STATE_CANCELLED
     executor = FakeExecutor()
     task = asyncio.create_task(Consumer(queue, store, executor, settings()).run())
 
@@ -207,4 +218,9 @@ async def test_another_tenant_cannot_see_a_batch(lane: tuple[JobStore, RedisStre
     with pytest.raises(UnknownBatch):
         await api.status("intruder", status.batch_id)
     with pytest.raises(UnknownBatch):
-        await api.status("acme", "batch_does_not_exist")
+        await api.status("acme", "batch_" + "0" * 32)
+    # Ids that would name another Redis key (the queue, the batch's items hash) never reach one.
+    for malformed in ("queue", f"{status.batch_id}:items", "", "batch_does_not_exist"):
+        with pytest.raises(InvalidInput, match="not a batch id"):
+            await api.status("acme", malformed)
+    assert (await api.recent("acme", 1))[0].batch_id == status.batch_id  # newest first

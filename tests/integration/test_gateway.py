@@ -71,13 +71,21 @@ def redis_url() -> Iterator[str]:
 async def front(redis_url: str) -> AsyncIterator[Front]:
     small = ScriptedBackend("small", '{"answer": 4}')
     large = SlowStream("large", model="large-model")
-    mesh = await start_mesh([small], [large], MemoryExactStore(), keys_redis_url=redis_url, batch_redis_url=redis_url)
+    mesh = await start_mesh([small], [large], MemoryExactStore(), keys_redis_url=redis_url)
     orchestrator = mesh.address("orchestrator")
-    batch = await build_batch(BatchSettings(port=0, redis_url=redis_url, orchestrator_addr=orchestrator))
+    batch = await build_batch(
+        BatchSettings(port=0, redis_url=redis_url, keys_redis_url=redis_url, orchestrator_addr=orchestrator)
+    )
     await mesh.start("batch", batch)
     consumers = [asyncio.create_task(job()) for job in batch.background]
     port = free_port()
-    settings = GatewaySettings(port=port, orchestrator_addr=orchestrator, redis_url=redis_url, max_body_bytes=64_000)
+    settings = GatewaySettings(
+        port=port,
+        orchestrator_addr=orchestrator,
+        batch_addr=mesh.address("batch"),
+        redis_url=redis_url,
+        max_body_bytes=64_000,
+    )
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     serving = asyncio.create_task(server.serve())
     while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
@@ -388,8 +396,9 @@ async def test_bad_file_and_batch_requests_say_why(front: Front) -> None:
             "/v1/batches", json={"input_file_id": "file-nope", "endpoint": "/v1/chat/completions"}
         )
         bad_endpoint = await client.post("/v1/batches", json={"input_file_id": "file-x", "endpoint": "/v1/embeddings"})
-        unknown_batch = await client.get("/v1/batches/batch_nope")
-        unknown_output = await client.get("/v1/files/file-out-batch_nope/content")
+        unknown_batch = await client.get("/v1/batches/batch_" + "0" * 32)
+        unknown_output = await client.get("/v1/files/file-out-batch_" + "0" * 32 + "/content")
+        malformed_batch = await client.get("/v1/batches/queue")  # never reaches a Redis key
 
         async def chunks() -> AsyncIterator[bytes]:  # no content-length: the limit must hold all the same
             yield b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
@@ -418,6 +427,7 @@ async def test_bad_file_and_batch_requests_say_why(front: Front) -> None:
         (bad_endpoint, 400),
         (unknown_batch, 404),
         (unknown_output, 404),
+        (malformed_batch, 400),
         (empty_batch, 400),
         (oversized, 413),
         (no_lane, 403),

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from costmesh.v1 import common_pb2, orchestrator_pb2
+from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 from services.batch.api import normalize
 from services.batch.lines import BadLine, custom_id_of, parse_line
 
@@ -73,15 +73,15 @@ def test_custom_id_is_recovered_from_a_bad_line_when_present() -> None:
 
 def test_request_items_get_the_batch_tenant_and_are_validated() -> None:
     request = orchestrator_pb2.CompletionRequest(messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content="q")])
-    item = normalize("acme", orchestrator_pb2.BatchItem(custom_id="a", request=request))
+    item = normalize("acme", batch_pb2.BatchItem(custom_id="a", request=request))
     assert item.request.tenant == "acme" and item.request.request_id == "a"
     other = orchestrator_pb2.CompletionRequest()
     other.CopyFrom(request)
     other.tenant = "someone-else"
     with pytest.raises(BadLine, match="differs from the batch"):
-        normalize("acme", orchestrator_pb2.BatchItem(custom_id="b", request=other))
+        normalize("acme", batch_pb2.BatchItem(custom_id="b", request=other))
     with pytest.raises(BadLine, match="needs a request"):
-        normalize("acme", orchestrator_pb2.BatchItem(custom_id="c"))
+        normalize("acme", batch_pb2.BatchItem(custom_id="c"))
 
 
 def test_lone_surrogates_and_deep_nesting_are_the_lines_own_errors() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from openai.types.chat import ChatCompletion
 
-from costmesh.v1 import common_pb2, orchestrator_pb2
+from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 from services.common.openai_wire import WireError, batch_output_line, chat_completion, chat_request
 
 
@@ -109,12 +109,12 @@ def test_a_completion_is_what_the_sdk_parses() -> None:
 
 
 def test_batch_output_lines_carry_the_answer_or_the_error() -> None:
-    ok = batch_output_line(orchestrator_pb2.BatchResult(custom_id="a", index=0, response=response()))
+    ok = batch_output_line(batch_pb2.BatchResult(custom_id="a", index=0, response=response()))
     assert ok["error"] is None and ok["response"]["status_code"] == 200
     assert ChatCompletion.model_validate(ok["response"]["body"]).choices[0].message.content == "Paris."
     failed = batch_output_line(
-        orchestrator_pb2.BatchResult(
-            custom_id="b", index=1, error=orchestrator_pb2.BatchError(code="INVALID_ARGUMENT", message="bad")
+        batch_pb2.BatchResult(
+            custom_id="b", index=1, error=batch_pb2.BatchError(code="INVALID_ARGUMENT", message="bad")
         )
     )
     assert failed["response"] is None and failed["error"] == {"code": "INVALID_ARGUMENT", "message": "bad"}

@@ -44,26 +44,6 @@ class OrchestratorStub(object):
                 request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionRequest.SerializeToString,
                 response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionChunk.FromString,
                 _registered_method=True)
-        self.SubmitBatch = channel.unary_unary(
-                '/costmesh.v1.Orchestrator/SubmitBatch',
-                request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.SubmitBatchRequest.SerializeToString,
-                response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.FromString,
-                _registered_method=True)
-        self.GetBatch = channel.unary_unary(
-                '/costmesh.v1.Orchestrator/GetBatch',
-                request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.SerializeToString,
-                response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.FromString,
-                _registered_method=True)
-        self.StreamBatchResults = channel.unary_stream(
-                '/costmesh.v1.Orchestrator/StreamBatchResults',
-                request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.SerializeToString,
-                response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchResult.FromString,
-                _registered_method=True)
-        self.CancelBatch = channel.unary_unary(
-                '/costmesh.v1.Orchestrator/CancelBatch',
-                request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.SerializeToString,
-                response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.FromString,
-                _registered_method=True)
 
 
 class OrchestratorServicer(object):
@@ -82,33 +62,6 @@ class OrchestratorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def SubmitBatch(self, request, context):
-        """The batch lane: requests queued for the batch consumer, answered on their own quota at batch prices.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def GetBatch(self, request, context):
-        """Missing associated documentation comment in .proto file."""
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def StreamBatchResults(self, request, context):
-        """Every result so far, then each new one as it completes; ends when the batch is finished.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def CancelBatch(self, request, context):
-        """Items not yet answered are marked cancelled; answers already written stay.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -121,26 +74,6 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.CompleteStream,
                     request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionRequest.FromString,
                     response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionChunk.SerializeToString,
-            ),
-            'SubmitBatch': grpc.unary_unary_rpc_method_handler(
-                    servicer.SubmitBatch,
-                    request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.SubmitBatchRequest.FromString,
-                    response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.SerializeToString,
-            ),
-            'GetBatch': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetBatch,
-                    request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.FromString,
-                    response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.SerializeToString,
-            ),
-            'StreamBatchResults': grpc.unary_stream_rpc_method_handler(
-                    servicer.StreamBatchResults,
-                    request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.FromString,
-                    response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchResult.SerializeToString,
-            ),
-            'CancelBatch': grpc.unary_unary_rpc_method_handler(
-                    servicer.CancelBatch,
-                    request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.FromString,
-                    response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -197,114 +130,6 @@ class Orchestrator(object):
             '/costmesh.v1.Orchestrator/CompleteStream',
             costmesh_dot_v1_dot_orchestrator__pb2.CompletionRequest.SerializeToString,
             costmesh_dot_v1_dot_orchestrator__pb2.CompletionChunk.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def SubmitBatch(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/costmesh.v1.Orchestrator/SubmitBatch',
-            costmesh_dot_v1_dot_orchestrator__pb2.SubmitBatchRequest.SerializeToString,
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetBatch(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/costmesh.v1.Orchestrator/GetBatch',
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.SerializeToString,
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def StreamBatchResults(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
-            target,
-            '/costmesh.v1.Orchestrator/StreamBatchResults',
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.SerializeToString,
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchResult.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def CancelBatch(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/costmesh.v1.Orchestrator/CancelBatch',
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchRef.SerializeToString,
-            costmesh_dot_v1_dot_orchestrator__pb2.BatchStatus.FromString,
             options,
             channel_credentials,
             insecure,

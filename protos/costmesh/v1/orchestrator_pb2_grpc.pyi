@@ -34,13 +34,6 @@ class OrchestratorStub:
     Complete: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionResponse]
     CompleteStream: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionChunk]
     """Streams the answer as it is generated; the last chunk carries the full response with every decision."""
-    SubmitBatch: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitBatchRequest, _orchestrator_pb2.BatchStatus]
-    """The batch lane: requests queued for the batch consumer, answered on their own quota at batch prices."""
-    GetBatch: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.BatchRef, _orchestrator_pb2.BatchStatus]
-    StreamBatchResults: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.BatchRef, _orchestrator_pb2.BatchResult]
-    """Every result so far, then each new one as it completes; ends when the batch is finished."""
-    CancelBatch: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.BatchRef, _orchestrator_pb2.BatchStatus]
-    """Items not yet answered are marked cancelled; answers already written stay."""
 
 @_typing.type_check_only
 class OrchestratorAsyncStub(OrchestratorStub):
@@ -48,13 +41,6 @@ class OrchestratorAsyncStub(OrchestratorStub):
     Complete: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionResponse]  # type: ignore[assignment]
     CompleteStream: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionChunk]  # type: ignore[assignment]
     """Streams the answer as it is generated; the last chunk carries the full response with every decision."""
-    SubmitBatch: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.SubmitBatchRequest, _orchestrator_pb2.BatchStatus]  # type: ignore[assignment]
-    """The batch lane: requests queued for the batch consumer, answered on their own quota at batch prices."""
-    GetBatch: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.BatchRef, _orchestrator_pb2.BatchStatus]  # type: ignore[assignment]
-    StreamBatchResults: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.BatchRef, _orchestrator_pb2.BatchResult]  # type: ignore[assignment]
-    """Every result so far, then each new one as it completes; ends when the batch is finished."""
-    CancelBatch: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.BatchRef, _orchestrator_pb2.BatchStatus]  # type: ignore[assignment]
-    """Items not yet answered are marked cancelled; answers already written stay."""
 
 class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -71,36 +57,5 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.CompletionChunk], _abc.AsyncIterator[_orchestrator_pb2.CompletionChunk]]:
         """Streams the answer as it is generated; the last chunk carries the full response with every decision."""
-
-    @_abc_1.abstractmethod
-    def SubmitBatch(
-        self,
-        request: _orchestrator_pb2.SubmitBatchRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_orchestrator_pb2.BatchStatus, _abc.Awaitable[_orchestrator_pb2.BatchStatus]]:
-        """The batch lane: requests queued for the batch consumer, answered on their own quota at batch prices."""
-
-    @_abc_1.abstractmethod
-    def GetBatch(
-        self,
-        request: _orchestrator_pb2.BatchRef,
-        context: _ServicerContext,
-    ) -> _typing.Union[_orchestrator_pb2.BatchStatus, _abc.Awaitable[_orchestrator_pb2.BatchStatus]]: ...
-
-    @_abc_1.abstractmethod
-    def StreamBatchResults(
-        self,
-        request: _orchestrator_pb2.BatchRef,
-        context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.BatchResult], _abc.AsyncIterator[_orchestrator_pb2.BatchResult]]:
-        """Every result so far, then each new one as it completes; ends when the batch is finished."""
-
-    @_abc_1.abstractmethod
-    def CancelBatch(
-        self,
-        request: _orchestrator_pb2.BatchRef,
-        context: _ServicerContext,
-    ) -> _typing.Union[_orchestrator_pb2.BatchStatus, _abc.Awaitable[_orchestrator_pb2.BatchStatus]]:
-        """Items not yet answered are marked cancelled; answers already written stay."""
 
 def add_OrchestratorServicer_to_server(servicer: OrchestratorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
