@@ -40,7 +40,12 @@ class Consumer:
         self._executor = executor
         self._settings = settings
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._failing = False
         self.processed = 0  # results this consumer wrote (for tests and metrics)
+
+    def consuming(self) -> bool:
+        """False while the queue cannot be read (Redis down, say): the service's health is NOT_SERVING then."""
+        return not self._failing
 
     async def run(self) -> None:
         recovered = False
@@ -50,9 +55,11 @@ class Consumer:
                     await self._start(await self._queue.recover(self._settings.name, 10_000))
                     recovered = True
                 await self._step()
+                self._failing = False
             except asyncio.CancelledError:
                 raise
             except Exception:
+                self._failing = True
                 log.exception("batch queue unreachable; retrying in 1s")
                 await asyncio.sleep(1.0)
 

@@ -52,7 +52,11 @@ async def build_server(settings: BatchSettings) -> Service:
     async def redis_up() -> bool:
         return bool(await client.ping())
 
+    async def consuming() -> bool:
+        return consumer.consuming()
+
     service.checks["redis"] = redis_up
+    service.checks["consumer"] = consuming  # Redis may answer PING while the queue still cannot be read
     service.periodic.append(("queue-depth", 5.0, refresh_depth))
     service.background.append(consumer.run)
     service.closers += [consumer.close, executor.close, gate.close, client.aclose]
