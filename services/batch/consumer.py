@@ -19,6 +19,7 @@ from services.batch.api import error_result
 from services.batch.backends.base import Claimed, WorkQueue
 from services.batch.executor import Executor, ItemFailed
 from services.batch.jobs import JobStore
+from services.common.retry import retry_delay
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ class ConsumerSettings:
     name: str
     concurrency: int
     reclaim_idle_ms: int
-    max_attempts: int  # for failures worth retrying (a backend down, a deadline); quota waits do not count
+    max_attempts: int  # runs of one item, rate-limited ones included; then it fails with its last status
     retry_base_s: float
     retry_max_s: float
 
@@ -109,22 +110,19 @@ class Consumer:
     async def _run(self, batch_id: str, index: int, item: batch_pb2.BatchItem) -> batch_pb2.BatchResult:
         """The item's answer or error, retrying what is worth retrying; stops early if the batch is cancelled."""
         s = self._settings
-        failures = 0
+        attempt = 0
         while True:
+            attempt += 1
             try:
                 response = await self._executor.complete(item.request)
                 return batch_pb2.BatchResult(custom_id=item.custom_id, index=index, response=response)
             except ItemFailed as e:
-                if not e.retryable:
+                # Every attempt counts, rate limits included: after max_attempts the item fails with its last
+                # status instead of retrying without end.
+                if not e.retryable or attempt >= s.max_attempts:
                     return error_result(index, item.custom_id, e.code, e.message)
-                if e.code == "RESOURCE_EXHAUSTED":
-                    # The lane's quota, or real-time traffic first: waiting is the point, not a failure.
-                    delay = s.retry_base_s
-                else:
-                    failures += 1
-                    if failures >= s.max_attempts:
-                        return error_result(index, item.custom_id, e.code, e.message)
-                    delay = min(s.retry_max_s, s.retry_base_s * 2 ** (failures - 1))
+                # A rate-limited item waits until its lane's token bucket has room (retry-after), not 0.5 s.
+                delay = retry_delay(e.retry_after_s, attempt, s.retry_base_s, s.retry_max_s)
                 log.debug("batch %s item %d: %s; retrying in %.1fs", batch_id, index, e.code, delay)
                 await asyncio.sleep(delay)
                 if await self._store.cancel_requested(batch_id):

@@ -25,12 +25,25 @@ def retryable(e: grpc.aio.AioRpcError) -> bool:
     return e.code() in RETRYABLE
 
 
+def retry_after_s(e: grpc.aio.AioRpcError) -> float:
+    """The `retry-after` trailer (seconds) a rate-limited call carries; 0 when it has none."""
+    trailers: Any = e.trailing_metadata() or ()
+    for key, value in trailers:
+        if key == "retry-after":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
 class ItemFailed(Exception):
-    def __init__(self, code: str, message: str, retryable: bool) -> None:
+    def __init__(self, code: str, message: str, retryable: bool, retry_after_s: float = 0.0) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
+        self.retry_after_s = retry_after_s  # when the lane's token bucket has room again (rate limits)
 
 
 class Executor(Protocol):
@@ -54,7 +67,7 @@ class MeshExecutor:
         try:
             response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
-            raise ItemFailed(e.code().name, e.details() or "", retryable(e)) from e
+            raise ItemFailed(e.code().name, e.details() or "", retryable(e), retry_after_s(e)) from e
         return response
 
     async def close(self) -> None:

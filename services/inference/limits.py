@@ -74,6 +74,7 @@ class LaneLimiter:
         requests, token_bucket = buckets
         wait = max(requests.wait_s(1), token_bucket.wait_s(tokens))
         if wait > 0:
-            raise RateLimited(f"{lane} lane is over its {tier}-tier rate limit; retry in {wait:.1f}s")
+            message = f"{lane} lane is over its {tier}-tier rate limit; retry in {wait:.1f}s"
+            raise RateLimited(message, retry_after_s=wait)  # sent as the `retry-after` trailer
         requests.take(1)
         token_bucket.take(tokens)

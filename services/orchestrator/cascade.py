@@ -7,15 +7,24 @@ to the logprob thresholds when Assess errs or times out.
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2, router_pb2
+from services.common.errors import RateLimited
+from services.common.retry import retry_delay
 from services.common.signals import answer_signals
 from services.orchestrator import ledger
 from services.orchestrator.escalation import EscalationPolicy, confidence_problem, cut_by_request, hard_problem
-from services.orchestrator.failopen import StageRunner
+from services.orchestrator.failopen import StageRunner, left
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.plan import Plan, QualityTarget
 from services.orchestrator.prepare import Budgets, Prepared
 from services.orchestrator.stages import Generator, Stages
+
+# A throttled escalation is tried this many times (waiting out retry-after, with jitter, within the deadline).
+ESCALATION_ATTEMPTS = 5
+RETRY_BASE_S, RETRY_MAX_S = 0.5, 30.0
 
 
 def mark_escalated(
@@ -61,13 +70,34 @@ class Cascade:
         reason, detail = await self._verdict(request, prepared, plan, cheap, deadline)
         if not reason:
             return cheap
-        mark_escalated(response, self._metrics, reason, detail)
         generate.tier = common_pb2.TIER_LARGE
-        large = await self._run.required(
-            "escalation", lambda t: self._generator.generate(generate, t), deadline, response
-        )
+        large = await self._escalate(generate, deadline, response)
+        if large is None:  # the large tier stayed throttled: the cheap answer, already paid for, is served
+            response.route.escalation_reason = f"{reason} (not escalated: the large tier is rate-limited): {detail}"
+            return cheap
+        mark_escalated(response, self._metrics, reason, detail)
         large.cost.CopyFrom(ledger.escalated(cheap.cost, large.cost))
         return large
+
+    async def _escalate(
+        self, generate: inference_pb2.GenerateRequest, deadline: float, response: orchestrator_pb2.CompletionResponse
+    ) -> inference_pb2.GenerateResponse | None:
+        """The large tier's answer. A throttled escalation is retried, waiting out its retry-after, not the
+        whole request: rerunning the request would pay for the cheap call again and drop the first one from
+        every account. None when it stays throttled for ESCALATION_ATTEMPTS tries or the deadline."""
+        for attempt in range(1, ESCALATION_ATTEMPTS + 1):
+            started = time.perf_counter()
+            try:
+                return await self._run.required(
+                    "escalation", lambda t: self._generator.generate(generate, t), deadline, response
+                )
+            except RateLimited as exc:
+                wait = retry_delay(exc.retry_after_s, attempt, RETRY_BASE_S, RETRY_MAX_S)
+                if attempt == ESCALATION_ATTEMPTS or wait >= left(deadline):
+                    self._run.degraded(response, "escalation", started, "throttled")
+                    return None
+                await asyncio.sleep(wait)
+        return None
 
     async def _verdict(
         self,

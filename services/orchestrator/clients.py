@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -36,9 +37,19 @@ _PASS_THROUGH: dict[grpc.StatusCode, type[CostmeshError]] = {
 
 
 def domain_error(exc: grpc.aio.AioRpcError, service: str) -> CostmeshError:
-    """A downstream status becomes ours: bad input stays bad input, the rest is 'unavailable'."""
+    """A downstream status becomes ours: bad input stays bad input, the rest is 'unavailable'. A rate limit
+    keeps its `retry-after` and `x-costmesh-limit` trailers, so our caller learns when to come back."""
+    message = f"{service}: {exc.details() or exc.code().name}"
+    if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        sent: Any = exc.trailing_metadata() or ()
+        trailers = {str(key): value for key, value in sent if isinstance(value, str)}
+        try:
+            retry_after_s = float(trailers.get("retry-after", "0"))
+        except ValueError:
+            retry_after_s = 0.0
+        return RateLimited(message, retry_after_s=retry_after_s, limit=trailers.get("x-costmesh-limit", ""))
     kind = _PASS_THROUGH.get(exc.code(), BackendUnavailable)
-    return kind(f"{service}: {exc.details() or exc.code().name}")
+    return kind(message)
 
 
 def _cut_off(exc: BaseException) -> bool:

@@ -192,6 +192,18 @@ async def test_rate_limited_items_wait_and_retry(lane: tuple[JobStore, RedisStre
     assert (await api.status("acme", status.batch_id)).succeeded == 1
 
 
+async def test_an_item_rate_limited_past_its_attempt_cap_fails_with_its_last_status(
+    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+) -> None:
+    store, queue, api = lane
+    status = await api.submit("acme", items(1))
+    executor = FakeExecutor(busy_times=100)
+    await drain(Consumer(queue, store, executor, settings()), store, status.batch_id)
+    assert len(executor.calls) == 5  # max_attempts, not without limit
+    (result,) = await all_results(api, status.batch_id)
+    assert result.error.code == "RESOURCE_EXHAUSTED"
+
+
 async def test_cancel_marks_what_is_left_and_the_consumer_skips_it(
     lane: tuple[JobStore, RedisStreamQueue, BatchApi],
 ) -> None:
