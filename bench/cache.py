@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from bench import cache_pairs
 from bench.output import emit
 from bench.stats import summarize_ms
+from launcher.settings import StackSettings
 from services.cache.backends.base import SemanticEntry
 from services.cache.backends.redis_store import RedisExactStore
 from services.cache.backends.weaviate_index import WeaviateSemanticIndex
@@ -32,7 +33,6 @@ from services.cache.core import CacheCore, CacheMetrics
 from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial
 from services.cache.settings import CacheSettings
 from services.cache.verifier import Verifier, load_verifier
-from services.cli.settings import StackSettings
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.orchestrator.settings import OrchestratorSettings
 from workloads import datasets

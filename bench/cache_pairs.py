@@ -23,8 +23,8 @@ import grpc
 
 from bench.stats import hit_rates, percentile
 from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2
+from launcher.settings import StackSettings
 from services.cache.settings import CacheSettings
-from services.cli.settings import StackSettings
 from services.common.contracts import to_messages
 from services.common.embedding import OnnxMiniLM, embedding_text, load_minilm
 from services.common.interceptors import client_channel

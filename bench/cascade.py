@@ -28,7 +28,7 @@ import numpy as np
 from bench.cascade_plot import svg_curve
 from bench.output import emit
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli.settings import ROOT, StackSettings
+from launcher.settings import ROOT, StackSettings
 from services.common.embedding import load_minilm
 from services.common.interceptors import client_channel
 from services.common.openai_wire import ROLES

@@ -27,7 +27,7 @@ from collections import defaultdict
 
 from bench.output import emit
 from costmesh.v1 import common_pb2, compressor_pb2, compressor_pb2_grpc
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.interceptors import client_channel
 from services.common.tokens import count_text
 from services.inference.backends.openai_compatible import OpenAICompatibleBackend

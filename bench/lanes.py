@@ -20,7 +20,7 @@ import uuid
 from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import batch_pb2, batch_pb2_grpc, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.interceptors import blocking_channel
 from workloads import datasets
 

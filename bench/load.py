@@ -29,7 +29,7 @@ import grpc
 from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import cache_pb2, cache_pb2_grpc, common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.apikeys import KeyStore
 from services.common.interceptors import client_channel
 

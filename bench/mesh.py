@@ -24,7 +24,7 @@ from costmesh.v1 import (
     router_pb2,
     router_pb2_grpc,
 )
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.interceptors import blocking_channel
 
 PROMPTS = [

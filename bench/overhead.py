@@ -41,9 +41,9 @@ import httpx
 from bench.output import emit
 from bench.stats import summarize_ms
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli import stack
-from services.cli.components import SERVICES
-from services.cli.settings import ROOT, StackSettings
+from launcher import stack
+from launcher.components import SERVICES
+from launcher.settings import ROOT, StackSettings
 from services.common.apikeys import KeyStore
 from services.common.interceptors import client_channel
 

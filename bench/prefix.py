@@ -23,7 +23,7 @@ import urllib.request
 
 from bench.output import emit
 from bench.stats import summarize_ms
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.contracts import role_pairs, to_messages
 from services.common.tokens import count_text
 from services.inference.backends.vllm import vllm_backend

@@ -15,7 +15,7 @@ import argparse
 import asyncio
 
 from bench.output import emit
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.tokens import count_messages, count_text
 from services.inference.backends.vllm import vllm_backend
 from services.inference.domain import ChatMessage, ChatPrompt, Sampling, Usage

@@ -33,8 +33,8 @@ import grpc
 
 from bench import spotchecks
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli.ask import TIERS
-from services.cli.settings import ROOT, StackSettings
+from launcher.settings import ROOT, StackSettings
+from services.common.contracts import TIER_CHOICES as TIERS
 from services.common.interceptors import client_channel
 from services.common.openai_wire import ROLES
 from workloads import datasets, graders, mixed
@@ -237,7 +237,7 @@ def main(argv: list[str]) -> int:
     folder.mkdir(parents=True)
     started = time.time()
     address = args.address or f"127.0.0.1:{stack.orchestrator_port}"
-    # The orchestrator's /metrics is on the stack's base port (services/cli/components.py).
+    # The orchestrator's /metrics is on the stack's base port (launcher/components.py).
     metrics_url = args.metrics_url or ("" if args.address else f"http://127.0.0.1:{stack.metrics_base_port}/metrics")
     before = spotchecks.read(metrics_url) if metrics_url else None
     done, errors = asyncio.run(replay(items, address, args, folder / "requests.jsonl"))

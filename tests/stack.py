@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.cli import stack
-from services.cli.settings import StackSettings
+from launcher import stack
+from launcher.settings import StackSettings
 
 INFRA = ["redis", "weaviate", "vllm-small", "vllm-large", "ray-serve", "llmlingua"]
 

@@ -8,8 +8,9 @@ from typing import Any
 import grpc
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.common.contracts import TIER_CHOICES
 
-TIERS = {"auto": common_pb2.TIER_UNSPECIFIED, "small": common_pb2.TIER_SMALL, "large": common_pb2.TIER_LARGE}
+TIERS = TIER_CHOICES
 
 
 def build_request(

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.apikeys import KeyPolicy, KeyStore, parse_tiers
 from services.common.errors import CostmeshError
 from services.orchestrator.spend import SpendLedger

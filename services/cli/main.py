@@ -8,11 +8,11 @@ from pathlib import Path
 
 import grpc
 
+from launcher import stack
+from launcher.settings import StackSettings
 from services.cli import ask as ask_cmd
 from services.cli import batch as batch_cmd
 from services.cli import keys as keys_cmd
-from services.cli import stack
-from services.cli.settings import StackSettings
 from services.common.errors import MissingConfig
 
 
@@ -31,13 +31,6 @@ def _up(args: argparse.Namespace, settings: StackSettings) -> int:
         where = keys_cmd.demo_key_path(settings)
         print(f"demo API key (tenant {keys_cmd.DEMO_TENANT!r}, {'new' if made else 'kept'} in {where}): {key}")
         print(f"OpenAI-compatible endpoint: http://127.0.0.1:{settings.gateway_port}/v1")
-    return 0
-
-
-def _supervise(args: argparse.Namespace, settings: StackSettings) -> int:
-    from services.cli import supervise  # noqa: PLC0415 - the supervisor process only
-
-    supervise.main()
     return 0
 
 
@@ -141,7 +134,6 @@ def parser() -> argparse.ArgumentParser:
         if name == "up":
             cmd.add_argument("--supervise", action="store_true", help="restart a component that exits, with backoff")
         cmd.set_defaults(fn=fn)
-    sub.add_parser("supervise", help=argparse.SUPPRESS).set_defaults(fn=_supervise)
     sub.add_parser("status", help="each component with its address and health").set_defaults(fn=_status)
     a = sub.add_parser("ask", help="send one request through the orchestrator")
     a.add_argument("prompt")

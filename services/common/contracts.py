@@ -16,6 +16,8 @@ ROLE_NAMES = {
 ROLES_BY_NAME = {v: k for k, v in ROLE_NAMES.items()}
 TIER_NAMES = {common_pb2.TIER_SMALL: "small", common_pb2.TIER_LARGE: "large"}
 TIERS_BY_NAME = {v: k for k, v in TIER_NAMES.items()}
+# What a caller may ask for by name: a tier, or "auto" to let the router decide (`costmesh ask --tier`).
+TIER_CHOICES = {"auto": common_pb2.TIER_UNSPECIFIED, **TIERS_BY_NAME}
 
 
 def role_pairs(messages: Iterable[common_pb2.Message]) -> list[tuple[str, str]]:

@@ -1,6 +1,6 @@
 """The mesh's shared secret: only callers that carry it may call a stage service.
 
-`costmesh up` generates the token once (services/cli/secrets.py) and hands it to every component in
+`costmesh up` generates the token once (launcher/secrets.py) and hands it to every component in
 COSTMESH_MESH_TOKEN. Services check it in the common server interceptor; the orchestrator's public RPCs
 accept an API key instead (services/orchestrator/auth.py). Health and reflection stay open.
 """

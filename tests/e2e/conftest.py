@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from services.cli import stack as launcher
-from services.cli.components import SERVICES
-from services.cli.settings import StackSettings
+from launcher import stack as launcher
+from launcher.components import SERVICES
+from launcher.settings import StackSettings
 from tests import stack
 from tests.e2e import otlp
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.process import ProcessTable
+from launcher.process import ProcessTable
 from tests.e2e.conftest import RunningStack
 from tests.helpers import api_key, costmesh
 

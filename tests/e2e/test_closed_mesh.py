@@ -28,7 +28,7 @@ from costmesh.v1 import (
     summarizer_pb2,
     summarizer_pb2_grpc,
 )
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.interceptors import UNAUTHENTICATED_MESSAGE, blocking_channel
 from tests.e2e.conftest import RunningStack
 

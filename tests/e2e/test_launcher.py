@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.process import ProcessTable
+from launcher.process import ProcessTable
 from tests.helpers import costmesh, free_port
 
 pytestmark = pytest.mark.e2e

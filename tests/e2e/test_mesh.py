@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli.components import find_weaviate
+from launcher.components import find_weaviate
 from services.common.interceptors import blocking_channel
 from tests.e2e.conftest import RunningStack
 from tests.helpers import api_key, costmesh

@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from tests import stack
 
 

@@ -15,12 +15,12 @@ import pytest
 import redis.asyncio as redis
 
 from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
+from launcher.settings import StackSettings
 from services.batch.api import BatchApi
 from services.batch.backends.redis_streams import RedisStreamQueue
 from services.batch.consumer import Consumer, ConsumerSettings
 from services.batch.executor import ItemFailed
 from services.batch.jobs import JobStore, UnknownBatch
-from services.cli.settings import StackSettings
 from services.common.errors import InvalidInput
 from tests import stack
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 
 from costmesh.v1 import batch_pb2, batch_pb2_grpc
+from launcher import stack
+from launcher.process import ProcessTable
+from launcher.settings import StackSettings
 from services.batch.server import build_server as build_batch
 from services.batch.settings import BatchSettings
-from services.cli import stack
-from services.cli.process import ProcessTable
-from services.cli.settings import StackSettings
 from services.common.runtime import Service
 from tests.helpers import free_port
 from tests.service.fakes import EchoBackend

@@ -10,12 +10,12 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry
 
+from launcher.settings import StackSettings
 from services.cache.backends.base import SemanticEntry
 from services.cache.backends.redis_store import RedisExactStore
 from services.cache.backends.weaviate_index import WeaviateSemanticIndex
 from services.cache.core import CacheCore, CacheMetrics
 from services.cache.domain import CachedAnswer, Controls, HitKind, KeyMaterial
-from services.cli.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ import pytest
 import redis.asyncio as redis
 import uvicorn
 
+from launcher.settings import StackSettings
 from services.batch.server import build_server as build_batch
 from services.batch.settings import BatchSettings
-from services.cli.settings import StackSettings
 from services.common.apikeys import KeyStore
 from services.gateway.server import create_app
 from services.gateway.settings import GatewaySettings

@@ -11,8 +11,8 @@ import pytest
 import redis.asyncio as redis
 
 from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from launcher.settings import StackSettings
 from services.batch.callers import BatchGate
-from services.cli.settings import StackSettings
 from services.common.apikeys import KeyStore
 from services.common.errors import Forbidden, RateLimited, Unauthenticated
 from services.common.meshauth import KEY_ID_ENTRY, MESH_TOKEN_KEY, mesh_token

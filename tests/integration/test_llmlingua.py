@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.compressor.backends.llmlingua import LLMLinguaCompressor
 from services.compressor.settings import CompressorSettings
 from tests.service.fakes import EchoBackend

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from tests.helpers import costmesh
 
 pytestmark = pytest.mark.integration

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.router.estimator import QualityModel
 from tests.helpers import costmesh
 from training.outcomes import DEFAULT_RECORDS, load

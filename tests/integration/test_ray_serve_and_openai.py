@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.common.errors import BackendUnavailable, InvalidInput
 from services.inference.backends.registry import make_backend
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig

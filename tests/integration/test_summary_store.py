@@ -7,7 +7,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from services.cli.settings import StackSettings
+from launcher.settings import StackSettings
 from services.summarizer.backends.redis_store import RedisSummaryStore
 from services.summarizer.core import PruneLimits, prune
 

@@ -2,8 +2,8 @@ import os
 import time
 from pathlib import Path
 
-from services.cli.process import Component, ProcessTable
-from services.cli.stack import _start
+from launcher.process import Component, ProcessTable
+from launcher.stack import _start
 
 
 def test_a_running_but_unhealthy_component_is_waited_for_not_started_twice(tmp_path: Path) -> None:

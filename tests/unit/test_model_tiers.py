@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import components
+from launcher import components
+from launcher import stack as launcher
+from launcher.model_info import MARKER, describe
+from launcher.process import Component
+from launcher.settings import StackSettings
 from services.cli import main as cli
-from services.cli import stack as launcher
-from services.cli.model_info import MARKER, describe
-from services.cli.process import Component
-from services.cli.settings import StackSettings
 from services.inference.settings import InferenceSettings
 
 LARGE = "qwen2.5-coder-1.5b-instruct"

@@ -1,4 +1,4 @@
-"""The stack's secrets (services/cli/secrets.py) and how the launcher hands them out."""
+"""The stack's secrets (launcher/secrets.py) and how the launcher hands them out."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from services.cli import components, secrets
-from services.cli.settings import StackSettings
+from launcher import components, secrets
+from launcher.settings import StackSettings
 from services.common.meshauth import MESH_TOKEN_ENV
 
 

@@ -9,10 +9,10 @@ import threading
 import time
 from pathlib import Path
 
-from services.cli import stack
-from services.cli.process import Component, ProcessTable
-from services.cli.settings import StackSettings
-from services.cli.supervise import Watch, check, restarts, supervise
+from launcher import stack
+from launcher.process import Component, ProcessTable
+from launcher.settings import StackSettings
+from launcher.supervise import Watch, check, restarts, supervise
 
 
 def sleeper(name: str) -> Component:

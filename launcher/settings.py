@@ -8,10 +8,10 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
-from services.cli import secrets
+from launcher import secrets
 from services.common.settings import ServiceSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LargeModel = Literal["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct-awq"]
 
 
@@ -75,7 +75,7 @@ class StackSettings(ServiceSettings):
     startup_timeout_s: float = 300.0
     otlp_endpoint: str = ""
 
-    # The stack's secrets, generated on first use (services/cli/secrets.py): every tool reads them from here.
+    # The stack's secrets, generated on first use (launcher/secrets.py): every tool reads them from here.
     def mesh_token(self) -> str:
         """What callers of the stage services send (x-costmesh-mesh-token)."""
         return secrets.secret(self.data_dir, secrets.MESH_TOKEN)

@@ -7,11 +7,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from services.cli import secrets
-from services.cli.components import stack
-from services.cli.process import Component, ProcessTable
-from services.cli.settings import ROOT, StackSettings
-from services.cli.supervise import SUPERVISOR, restarts
+from launcher import secrets
+from launcher.components import stack
+from launcher.process import Component, ProcessTable
+from launcher.settings import ROOT, StackSettings
+from launcher.supervise import SUPERVISOR, restarts
 
 
 class StartupError(RuntimeError):
@@ -101,7 +101,7 @@ def start_supervisor(settings: StackSettings, say: Callable[[str], None] = print
         say(f"  {SUPERVISOR:<13} already watching")
         return False
     env = {f"COSTMESH_STACK_{k.upper()}": str(getattr(settings, k)) for k in ("run_dir", "data_dir")}
-    command = [str(settings.python), "-m", "services.cli", "supervise"]
+    command = [str(settings.python), "-m", "launcher.supervise"]
     table.start(Component(SUPERVISOR, "", command, lambda: True, env=env, cwd=ROOT))
     say(f"  {SUPERVISOR:<13} restarts what exits (backoff 1-30 s); restarts show in `costmesh status`")
     return True

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services.cli.process import Component, ProcessTable
+from launcher.process import Component, ProcessTable
 
 log = logging.getLogger(__name__)
 SUPERVISOR = "supervisor"
@@ -93,9 +93,9 @@ def supervise(
 
 
 def main() -> None:
-    """The supervisor process: `python -m services.cli supervise` (started by `costmesh up --supervise`)."""
-    from services.cli.components import stack  # noqa: PLC0415 - the stack's parts, only in this process
-    from services.cli.settings import StackSettings  # noqa: PLC0415
+    """The supervisor process: `python -m launcher.supervise` (started by `costmesh up --supervise`)."""
+    from launcher.components import stack  # noqa: PLC0415 - the stack's parts, only in this process
+    from launcher.settings import StackSettings  # noqa: PLC0415 - imports components' dependencies
 
     logging.basicConfig(level="INFO", format="%(asctime)s supervisor %(levelname)s: %(message)s")
     settings = StackSettings()
@@ -103,3 +103,7 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     supervise(ProcessTable(settings.run_dir), settings.run_dir, stack(settings), stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -7,11 +7,11 @@ import os
 import shutil
 from pathlib import Path
 
-from services.cli import secrets
-from services.cli.model_info import describe
-from services.cli.probes import grpc_serving, http_ok, redis_ping
-from services.cli.process import Component
-from services.cli.settings import ROOT, StackSettings
+from launcher import secrets
+from launcher.model_info import describe
+from launcher.probes import grpc_serving, http_ok, redis_ping
+from launcher.process import Component
+from launcher.settings import ROOT, StackSettings
 from services.common.meshauth import MESH_TOKEN_ENV
 from services.common.tokens import seed_tiktoken_cache
 
@@ -117,7 +117,7 @@ def weaviate(s: StackSettings) -> Component:
             [
                 str(s.python),
                 "-m",
-                "services.cli.embedded_weaviate",
+                "launcher.embedded_weaviate",
                 str(s.weaviate_port),
                 str(s.weaviate_grpc_port),
                 str(data),

@@ -1,7 +1,7 @@
 """Runs Weaviate through weaviate-client's embedded mode: the fallback where neither WEAVIATE_URL nor a
 local weaviate-server binary exists. Embedded mode downloads the release binary, so it needs internet.
 
-Usage: python -m services.cli.embedded_weaviate HTTP_PORT GRPC_PORT DATA_DIR
+Usage: python -m launcher.embedded_weaviate HTTP_PORT GRPC_PORT DATA_DIR
 
 The server's settings (API-key auth, loopback binds, no profiler: components.weaviate_locked_down) come in
 this process's environment, which embedded mode hands on to the server ahead of its own defaults; the API
