@@ -111,16 +111,22 @@ class Consumer:
         """The item's answer or error, retrying what is worth retrying; stops early if the batch is cancelled."""
         s = self._settings
         attempt = 0
+        wasted = 0.0  # what failed attempts spent on model calls: in the result, so in the job's cost
         while True:
             attempt += 1
             try:
                 response = await self._executor.complete(item.request)
-                return batch_pb2.BatchResult(custom_id=item.custom_id, index=index, response=response)
+                return batch_pb2.BatchResult(
+                    custom_id=item.custom_id, index=index, response=response, failed_attempts_cost_usd=wasted
+                )
             except ItemFailed as e:
+                wasted += e.spent_usd
                 # Every attempt counts, rate limits included: after max_attempts the item fails with its last
                 # status instead of retrying without end.
                 if not e.retryable or attempt >= s.max_attempts:
-                    return error_result(index, item.custom_id, e.code, e.message)
+                    result = error_result(index, item.custom_id, e.code, e.message)
+                    result.failed_attempts_cost_usd = wasted
+                    return result
                 # A rate-limited item waits until its lane's token bucket has room (retry-after), not 0.5 s.
                 delay = retry_delay(e.retry_after_s, attempt, s.retry_base_s, s.retry_max_s)
                 log.debug("batch %s item %d: %s; retrying in %.1fs", batch_id, index, e.code, delay)

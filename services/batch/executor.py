@@ -37,13 +37,28 @@ def retry_after_s(e: grpc.aio.AioRpcError) -> float:
     return 0.0
 
 
+def spent_usd(e: grpc.aio.AioRpcError) -> float:
+    """What the failed attempt's model calls cost (`x-costmesh-spent-usd`); 0 when none answered."""
+    trailers: Any = e.trailing_metadata() or ()
+    for key, value in trailers:
+        if key == "x-costmesh-spent-usd":
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                return 0.0
+    return 0.0
+
+
 class ItemFailed(Exception):
-    def __init__(self, code: str, message: str, retryable: bool, retry_after_s: float = 0.0) -> None:
+    def __init__(
+        self, code: str, message: str, retryable: bool, retry_after_s: float = 0.0, spent_usd: float = 0.0
+    ) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after_s = retry_after_s  # when the lane's token bucket has room again (rate limits)
+        self.spent_usd = spent_usd  # model calls of this attempt that answered before it failed
 
 
 class Executor(Protocol):
@@ -67,7 +82,7 @@ class MeshExecutor:
         try:
             response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
-            raise ItemFailed(e.code().name, e.details() or "", retryable(e), retry_after_s(e)) from e
+            raise ItemFailed(e.code().name, e.details() or "", retryable(e), retry_after_s(e), spent_usd(e)) from e
         return response
 
     async def close(self) -> None:

@@ -181,7 +181,8 @@ class JobStore:
                 str(result.index),
                 result.SerializeToString(),
                 outcome,
-                repr(cost.cost_usd if cost else 0.0),
+                # The answer's cost plus what the item's failed attempts spent: the job adds up to inference's.
+                repr((cost.cost_usd if cost else 0.0) + result.failed_attempts_cost_usd),
                 repr(cost.baseline_cost_usd if cost else 0.0),
                 _now_ms(),
             ],

@@ -182,6 +182,10 @@ def _limit_trailers(exc: Exception) -> tuple[tuple[str, str], ...]:
         trailers.append(("retry-after", str(math.ceil(retry_after_s))))
     if limit := getattr(exc, "limit", ""):
         trailers.append(("x-costmesh-limit", str(limit)))
+    # What a failed request's model calls cost (the orchestrator's servicer sets it): the batch lane adds it
+    # to the job, so a failed attempt's cheap answer is not spent outside every account.
+    if spent_usd := getattr(exc, "spent_usd", 0.0):
+        trailers.append(("x-costmesh-spent-usd", repr(float(spent_usd))))
     return tuple(trailers)
 
 

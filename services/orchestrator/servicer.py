@@ -31,8 +31,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
         spend = track_model_spend()
         try:
             response = await self._pipeline.complete(admitted, remaining_s(context, self._default_timeout_s))
-        except BaseException:
+        except BaseException as exc:
             await self._gate.settle(hold, spent_on_failure(hold, spend))
+            exc.spent_usd = spend.usd  # type: ignore[attr-defined]  # the interceptor's x-costmesh-spent-usd
             raise
         await self._gate.settle(hold, response.cost.cost_usd)
         return response
@@ -48,8 +49,9 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
                     await self._gate.settle(hold, chunk.final.cost.cost_usd)
                     hold = None  # settled: a client that hangs up after the last chunk changes nothing
                 yield chunk
-        except BaseException:
+        except BaseException as exc:
             await self._gate.settle(hold, spent_on_failure(hold, spend))
+            exc.spent_usd = spend.usd  # type: ignore[attr-defined]
             raise
 
 

@@ -70,11 +70,13 @@ async def start_mesh(
     store: MemoryExactStore,
     compressor: CompressorSettings | None = None,
     router: RouterSettings | None = None,
+    inference: InferenceCore | None = None,  # a core the test holds (to read what inference spent)
     **orchestrator_overrides: object,
 ) -> Mesh:
     mesh = Mesh()
     try:
-        await mesh.start("inference", await build_inference(InferenceSettings(port=0), inference_core(small, large)))
+        core = inference or inference_core(small, large)
+        await mesh.start("inference", await build_inference(InferenceSettings(port=0), core))
         # The rules by default: deterministic routes for tests about the other stages.
         await mesh.start("router", await build_router(router or RouterSettings(port=0, classifier="rules")))
         cache = CacheCore(store, None, CacheMetrics(CollectorRegistry()), 86400, 0.92)

@@ -205,9 +205,14 @@ class BatchResult(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    FAILED_ATTEMPTS_COST_USD_FIELD_NUMBER: _builtins.int
     custom_id: _builtins.str
     index: _builtins.int
     """position in the submitted batch"""
+    failed_attempts_cost_usd: _builtins.float
+    """What the item's failed attempts spent on model calls that answered (a cheap answer whose escalation
+    then failed, say), retried or not: part of the job's cost_usd, so GetBatch adds up to inference's spend.
+    """
     @_builtins.property
     def response(self) -> _orchestrator_pb2.CompletionResponse: ...
     @_builtins.property
@@ -219,10 +224,11 @@ class BatchResult(_message.Message):
         index: _builtins.int = ...,
         response: _orchestrator_pb2.CompletionResponse | None = ...,
         error: Global___BatchError | None = ...,
+        failed_attempts_cost_usd: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_id", b"custom_id", "error", b"error", "index", b"index", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_id", b"custom_id", "error", b"error", "failed_attempts_cost_usd", b"failed_attempts_cost_usd", "index", b"index", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["response", "error"]  # noqa: Y015
     _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
