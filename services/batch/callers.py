@@ -9,14 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.common.apikeys import KeyStore, bearer
-from services.common.errors import Forbidden, Unauthenticated
-from services.common.meshauth import is_mesh_call
-
-Metadata = Iterable[tuple[str, str | bytes]]
+from services.common.apikeys import KeyStore, Metadata, key_or_mesh, own_tenant
+from services.common.errors import Forbidden
 
 
 @dataclass(frozen=True)
@@ -25,31 +21,18 @@ class BatchCaller:
     key_id: str  # "" for the mesh: no key's budget applies
 
 
-def authorization(metadata: Metadata) -> str:
-    for key, value in metadata:
-        if key == "authorization" and isinstance(value, str):
-            return bearer(value)
-    return ""
-
-
 class BatchGate:
     def __init__(self, keys: KeyStore | None) -> None:
         self._keys = keys  # None: API keys are off and only the mesh may call
 
     async def caller(self, metadata: Metadata, tenant: str) -> BatchCaller:
         """A key, when one is sent, decides (the gateway forwards its caller's key); else the mesh token."""
-        items = list(metadata)
-        key = authorization(items)
-        if not key and is_mesh_call(items):
+        policy = await key_or_mesh(self._keys, metadata)
+        if policy is None:
             return BatchCaller(tenant, "")
-        if self._keys is None:
-            raise Unauthenticated("API keys are not configured here; only the mesh may call")
-        policy = await self._keys.authenticate(key)
         if not policy.allow_batch:
             raise Forbidden(f"API key {policy.key_id} may not use the batch lane (keys create --allow-batch)")
-        if tenant and tenant != policy.tenant:
-            raise Forbidden(f"tenant {tenant!r} in the request differs from the API key's tenant")
-        return BatchCaller(policy.tenant, policy.key_id)
+        return BatchCaller(own_tenant(policy, tenant), policy.key_id)
 
     async def close(self) -> None:
         if self._keys is not None:

@@ -15,14 +15,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as redis
 
-from services.common.errors import InvalidInput, NotFound, Unauthenticated
+from services.common.errors import Forbidden, InvalidInput, NotFound, Unauthenticated
+from services.common.meshauth import is_mesh_call
 from services.common.validation import check_tenant
 
+Metadata = Iterable[tuple[str, str | bytes]]  # gRPC invocation metadata
 KEY_PREFIX = "cmk-"
 TIER_NAMES = ("small", "large")
 _BY_HASH = "costmesh:apikey:"
@@ -61,6 +64,37 @@ def bearer(header: str) -> str:
     """The key from an `Authorization: Bearer <key>` value (the scheme is case-insensitive)."""
     scheme, _, token = header.strip().partition(" ")
     return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def authorization(metadata: Metadata) -> str:
+    """The key in a call's `authorization: Bearer <key>` metadata; "" when none is sent."""
+    for key, value in metadata:
+        if key == "authorization" and isinstance(value, str):
+            return bearer(value)
+    return ""
+
+
+async def key_or_mesh(keys: KeyStore | None, metadata: Metadata) -> KeyPolicy | None:
+    """Who calls a public RPC (the orchestrator's, the batch lane's): the key's policy, or None for a mesh
+    component that sent the mesh token and no key. A key, when sent, decides: the gateway forwards its
+    caller's key over a mesh channel, and that call must be the key's, not the mesh's."""
+    items = list(metadata)
+    key = authorization(items)
+    if not key and is_mesh_call(items):
+        return None
+    if keys is None:
+        raise Unauthenticated("API keys are not configured here; only the mesh may call")
+    return await keys.authenticate(key)
+
+
+def own_tenant(policy: KeyPolicy | None, tenant: str) -> str:
+    """The tenant a call acts for: the key's. A different tenant in the request is refused, not ignored;
+    the mesh (no policy) names its own."""
+    if policy is None:
+        return tenant
+    if tenant and tenant != policy.tenant:
+        raise Forbidden(f"tenant {tenant!r} in the request differs from the API key's tenant")
+    return policy.tenant
 
 
 def parse_tiers(text: str) -> frozenset[str]:

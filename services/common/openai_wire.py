@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
+from services.common.contracts import TIER_NAMES
 
 ROLES = {
     "system": common_pb2.ROLE_SYSTEM,
@@ -27,7 +28,6 @@ MODELS = {
     "costmesh-large": common_pb2.TIER_LARGE,
 }
 UNSUPPORTED = ("tools", "tool_choice", "functions", "function_call", "audio", "modalities", "prediction")
-TIER_NAMES = {common_pb2.TIER_SMALL: "small", common_pb2.TIER_LARGE: "large"}
 
 
 class WireError(ValueError):

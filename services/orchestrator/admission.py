@@ -11,51 +11,20 @@ Two kinds of caller reach the orchestrator:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
-
 from costmesh.v1 import common_pb2, orchestrator_pb2
-from services.common.apikeys import KeyPolicy, KeyStore, bearer
+from services.common.apikeys import KeyPolicy, KeyStore, Metadata, key_or_mesh, own_tenant
+from services.common.contracts import TIER_NAMES
 from services.common.errors import CostmeshError, Forbidden, Unauthenticated
-from services.common.meshauth import KEY_ID_ENTRY, is_mesh_call
+from services.common.meshauth import KEY_ID_ENTRY
 from services.orchestrator.quote import PriceBook
 from services.orchestrator.spend import Reservation, SpendLedger
-
-Metadata = Iterable[tuple[str, str | bytes]]
-TIER_NAME = {common_pb2.TIER_SMALL: "small", common_pb2.TIER_LARGE: "large"}
-
-
-@dataclass(frozen=True)
-class Caller:
-    policy: KeyPolicy | None  # None: a mesh component acting for no key (no limits apply)
-    mesh: bool
-
-    @property
-    def tenant(self) -> str | None:
-        return self.policy.tenant if self.policy else None
-
-
-def authorization(metadata: Metadata) -> str:
-    for key, value in metadata:
-        if key == "authorization" and isinstance(value, str):
-            return bearer(value)
-    return ""
-
-
-def own_tenant(caller: Caller, tenant: str) -> str:
-    """The tenant a call acts for: the key's. A different tenant in the request is refused, not ignored."""
-    if caller.policy is None:
-        return tenant
-    if tenant and tenant != caller.policy.tenant:
-        raise Forbidden(f"tenant {tenant!r} in the request differs from the API key's tenant")
-    return caller.policy.tenant
 
 
 def restrict_tier(policy: KeyPolicy, request: orchestrator_pb2.CompletionRequest) -> None:
     """A tier set by the request must be one the key may use; a key with one tier gets that tier."""
-    if request.tier in TIER_NAME:
-        if TIER_NAME[request.tier] not in policy.tiers:
-            raise Forbidden(f"API key {policy.key_id} may not use the {TIER_NAME[request.tier]} tier")
+    if request.tier in TIER_NAMES:
+        if TIER_NAMES[request.tier] not in policy.tiers:
+            raise Forbidden(f"API key {policy.key_id} may not use the {TIER_NAMES[request.tier]} tier")
         return
     if policy.tiers == {"small"}:
         request.tier = common_pb2.TIER_SMALL  # routed without the large tier: no route to it, no escalation
@@ -69,35 +38,22 @@ class Gatekeeper:
         self._ledger = ledger
         self._prices = prices
 
-    async def caller(self, metadata: Metadata) -> Caller:
-        """A key, when one is sent, decides: the gateway forwards its caller's key over a mesh channel,
-        and that call must be the key's, not the mesh's."""
-        items = list(metadata)
-        key = authorization(items)
-        if not key and is_mesh_call(items):
-            return Caller(None, mesh=True)
-        if self._keys is None:
-            raise Unauthenticated("API keys are not configured here; only the mesh may call")
-        return Caller(await self._keys.authenticate(key), mesh=False)
-
     async def admit(
         self, metadata: Metadata, request: orchestrator_pb2.CompletionRequest
     ) -> tuple[orchestrator_pb2.CompletionRequest, Reservation | None]:
         """The request as the caller may run it, and what it holds of the key's budget."""
-        caller = await self.caller(metadata)
+        policy = await key_or_mesh(self._keys, metadata)
         admitted = orchestrator_pb2.CompletionRequest()
         admitted.CopyFrom(request)
-        policy = caller.policy
-        if caller.mesh:
+        if policy is None:  # the mesh: a batch item pays the key that submitted it, if any
             policy = await self._batch_key(admitted)
         else:
-            assert policy is not None
             admitted.metadata.pop(KEY_ID_ENTRY, None)
             if admitted.lane == common_pb2.LANE_BATCH:
                 raise Forbidden("LANE_BATCH is the batch lane's own; submit a batch to use it")
         if policy is None:
             return admitted, None
-        admitted.tenant = own_tenant(Caller(policy, mesh=False), admitted.tenant)
+        admitted.tenant = own_tenant(policy, admitted.tenant)
         restrict_tier(policy, admitted)
         return admitted, await self.reserve(policy, admitted)
 

@@ -8,8 +8,9 @@ from typing import Any
 import grpc
 
 from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
+from services.common.apikeys import Metadata
 from services.common.deadlines import remaining_s
-from services.orchestrator.admission import Gatekeeper, Metadata
+from services.orchestrator.admission import Gatekeeper
 from services.orchestrator.pipeline import Pipeline
 from services.orchestrator.spend import ModelSpend, Reservation, track_model_spend
 
