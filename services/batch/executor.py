@@ -3,11 +3,12 @@ cache, pruning, compression and routing stages as real-time traffic but draws on
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 import grpc
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
+from services.common.errors import LIMIT, RETRY_AFTER, SPENT_USD, trailer, trailer_number
 from services.common.interceptors import client_channel
 
 # Worth retrying later: the lane's rate limit, a backend down, a deadline. Anything else is the item's error.
@@ -19,34 +20,7 @@ RETRYABLE = frozenset(
 def retryable(e: grpc.aio.AioRpcError) -> bool:
     """The lane's quota refills within seconds; a key's daily budget does not: an item over it fails with
     that error rather than holding a consumer slot, retrying, until midnight UTC."""
-    trailers: Any = e.trailing_metadata() or ()
-    if any(key == "x-costmesh-limit" and value == "budget" for key, value in trailers):
-        return False
-    return e.code() in RETRYABLE
-
-
-def retry_after_s(e: grpc.aio.AioRpcError) -> float:
-    """The `retry-after` trailer (seconds) a rate-limited call carries; 0 when it has none."""
-    trailers: Any = e.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == "retry-after":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return 0.0
-    return 0.0
-
-
-def spent_usd(e: grpc.aio.AioRpcError) -> float:
-    """What the failed attempt's model calls cost (`x-costmesh-spent-usd`); 0 when none answered."""
-    trailers: Any = e.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == "x-costmesh-spent-usd":
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                return 0.0
-    return 0.0
+    return trailer(e, LIMIT) != "budget" and e.code() in RETRYABLE
 
 
 class ItemFailed(Exception):
@@ -82,7 +56,13 @@ class MeshExecutor:
         try:
             response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
-            raise ItemFailed(e.code().name, e.details() or "", retryable(e), retry_after_s(e), spent_usd(e)) from e
+            raise ItemFailed(
+                e.code().name,
+                e.details() or "",
+                retryable(e),
+                retry_after_s=trailer_number(e, RETRY_AFTER),
+                spent_usd=trailer_number(e, SPENT_USD),
+            ) from e
         return response
 
     async def close(self) -> None:

@@ -6,7 +6,14 @@ never call ``set_code`` by hand. Anything else becomes INTERNAL with a generic m
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
+
+# Trailing metadata a refused call carries (the interceptor sends them, the mesh's clients read them).
+RETRY_AFTER = "retry-after"  # seconds until a rate limit has room again
+LIMIT = "x-costmesh-limit"  # which limit refused the call: "budget", "rpm"; absent for refilling quotas
+SPENT_USD = "x-costmesh-spent-usd"  # what a failed request's answered model calls cost
 
 
 class CostmeshError(Exception):
@@ -62,3 +69,20 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
+
+
+def trailer(exc: grpc.aio.AioRpcError, key: str) -> str:
+    """A trailing-metadata value the peer sent with its status ("" when it sent none)."""
+    sent: Any = exc.trailing_metadata() or ()
+    for name, value in sent:
+        if name == key and isinstance(value, str):
+            return value
+    return ""
+
+
+def trailer_number(exc: grpc.aio.AioRpcError, key: str) -> float:
+    """A non-negative number sent as a trailer (retry-after seconds, dollars spent); 0 when absent or garbled."""
+    try:
+        return max(0.0, float(trailer(exc, key) or 0))
+    except ValueError:
+        return 0.0

@@ -15,7 +15,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from services.common.errors import InvalidInput, status_for
+from services.common.errors import LIMIT, RETRY_AFTER, SPENT_USD, InvalidInput, status_for
 from services.common.meshauth import MESH_TOKEN_KEY, is_mesh_call, mesh_token
 
 log = logging.getLogger(__name__)
@@ -179,13 +179,13 @@ def _limit_trailers(exc: Exception) -> tuple[tuple[str, str], ...]:
     """RateLimited says when to come back (`retry-after`, seconds) and which limit it hit."""
     trailers = []
     if retry_after_s := getattr(exc, "retry_after_s", 0.0):
-        trailers.append(("retry-after", str(math.ceil(retry_after_s))))
+        trailers.append((RETRY_AFTER, str(math.ceil(retry_after_s))))
     if limit := getattr(exc, "limit", ""):
-        trailers.append(("x-costmesh-limit", str(limit)))
+        trailers.append((LIMIT, str(limit)))
     # What a failed request's model calls cost (the orchestrator's servicer sets it): the batch lane adds it
     # to the job, so a failed attempt's cheap answer is not spent outside every account.
     if spent_usd := getattr(exc, "spent_usd", 0.0):
-        trailers.append(("x-costmesh-spent-usd", repr(float(spent_usd))))
+        trailers.append((SPENT_USD, repr(float(spent_usd))))
     return tuple(trailers)
 
 

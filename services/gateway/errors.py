@@ -9,6 +9,8 @@ from typing import Any
 
 import grpc
 
+from services.common.errors import RETRY_AFTER, trailer
+
 # gRPC status -> (HTTP status, OpenAI error type)
 STATUS = {
     grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
@@ -56,11 +58,9 @@ def from_grpc(exc: grpc.aio.AioRpcError) -> ApiError:
     if status == 500:
         message = "internal error in the mesh; see the orchestrator's log"
     headers = {}
-    trailers: Any = exc.trailing_metadata() or ()
-    for key, value in trailers:
-        if key == "retry-after" and isinstance(value, str):
-            headers["retry-after"] = value
-    if status == 429 and "retry-after" not in headers:
+    if retry_after := trailer(exc, RETRY_AFTER):
+        headers["retry-after"] = retry_after
+    elif status == 429:
         headers["retry-after"] = "1"
     code = exc.code().name.lower()
     return ApiError(status, message, kind, code=code, headers=headers)

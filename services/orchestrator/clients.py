@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
 
 import grpc
 
@@ -21,7 +20,17 @@ from costmesh.v1 import (
     summarizer_pb2,
     summarizer_pb2_grpc,
 )
-from services.common.errors import BackendUnavailable, BudgetExceeded, CostmeshError, InvalidInput, RateLimited
+from services.common.errors import (
+    LIMIT,
+    RETRY_AFTER,
+    BackendUnavailable,
+    BudgetExceeded,
+    CostmeshError,
+    InvalidInput,
+    RateLimited,
+    trailer,
+    trailer_number,
+)
 from services.common.health import serving
 from services.common.interceptors import client_channel
 from services.orchestrator.settings import OrchestratorSettings
@@ -41,13 +50,7 @@ def domain_error(exc: grpc.aio.AioRpcError, service: str) -> CostmeshError:
     keeps its `retry-after` and `x-costmesh-limit` trailers, so our caller learns when to come back."""
     message = f"{service}: {exc.details() or exc.code().name}"
     if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
-        sent: Any = exc.trailing_metadata() or ()
-        trailers = {str(key): value for key, value in sent if isinstance(value, str)}
-        try:
-            retry_after_s = float(trailers.get("retry-after", "0"))
-        except ValueError:
-            retry_after_s = 0.0
-        return RateLimited(message, retry_after_s=retry_after_s, limit=trailers.get("x-costmesh-limit", ""))
+        return RateLimited(message, retry_after_s=trailer_number(exc, RETRY_AFTER), limit=trailer(exc, LIMIT))
     kind = _PASS_THROUGH.get(exc.code(), BackendUnavailable)
     return kind(message)
 
