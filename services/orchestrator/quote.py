@@ -65,9 +65,10 @@ class PriceBook:
         completion = request.sampling.max_tokens or prices.default_max_tokens
         prompt = prompt_tokens(request)
         total = 0.0
-        for i, tier in enumerate(calls_of(request.tier)):
+        calls = calls_of(request.tier)
+        for i, tier in enumerate(calls):
             price = by_tier.get(tier) or by_tier.get(common_pb2.TIER_LARGE) or by_tier[common_pb2.TIER_SMALL]
-            summary = i == len(calls_of(request.tier)) - 1  # the last call is pruning's summary
+            summary = i == len(calls) - 1  # the last call is pruning's summary
             out = max(completion, SUMMARY_TOKENS_BOUND) if summary else completion
             usd = 1e-6 * (prompt * price.input_per_m + out * price.output_per_m)
             total += usd * (price.batch_discount if request.lane == common_pb2.LANE_BATCH else 1.0)
