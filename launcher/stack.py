@@ -72,8 +72,8 @@ def up(settings: StackSettings, only: Sequence[str] = (), say: Callable[[str], N
         rest = [c for c in components if c not in slow]
         infra = [c for c in rest if c.name in ("redis", "weaviate")]
         services = [c for c in rest if c not in infra]
-        # Redis, Weaviate and the two model servers do not depend on each other: start them together.
-        with ThreadPoolExecutor(max_workers=4) as pool:
+        # Redis, Weaviate and the model servers do not depend on each other: start them together.
+        with ThreadPoolExecutor(max_workers=len(infra + slow) or 1) as pool:
             futures = {pool.submit(_start, c, table, settings.startup_timeout_s, say): c for c in infra + slow}
             errors = []
             for future, component in futures.items():

@@ -12,7 +12,9 @@ from launcher import stack
 from launcher.settings import StackSettings
 from services.cli import ask as ask_cmd
 from services.cli import batch as batch_cmd
+from services.cli import distill as distill_cmd
 from services.cli import keys as keys_cmd
+from services.cli import tasks as tasks_cmd
 from services.common.errors import MissingConfig
 
 
@@ -183,6 +185,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("tool_args", nargs=argparse.REMAINDER)
     c.set_defaults(fn=_cache)
     keys_cmd.add_parser(sub)
+    tasks_cmd.add_parser(sub)
+    distill_cmd.add_parser(sub)
     return p
 
 

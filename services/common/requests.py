@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.contracts import ROLE_NAMES, role_pairs
 from services.common.errors import InvalidInput
+from services.common.tasks import check_name
 from services.common.tokens import count_messages, count_text
 from services.common.validation import (
     check_cache_control,
@@ -40,6 +41,8 @@ def validate(request: orchestrator_pb2.CompletionRequest, max_prompt_tokens: int
     check_enum(request.lane, common_pb2.Lane.DESCRIPTOR, "lane")
     if request.response_format:
         check_schema(request.response_format)
+    if request.task:
+        check_name(request.task)
 
 
 def check_messages(messages: Sequence[common_pb2.Message]) -> None:

@@ -123,6 +123,10 @@ class InferenceCore:
             removed_tokens,
             batch=lane == "batch",
         )
+        if tier is Tier.STUDENT:  # a student's saving over the large tier is distillation's, not routing's
+            parts = dict(cost.by_intervention)
+            parts["distillation"] = parts.pop("routing", 0.0) + parts.pop("distillation", 0.0)
+            cost = replace(cost, by_intervention=parts)
         self._metrics.cost.labels(tier.value).inc(cost.cost_usd)
         self._metrics.baseline.labels(tier.value).inc(cost.baseline_cost_usd)
         self._metrics.tokens.labels(tier.value, "prompt").inc(completion.usage.prompt_tokens)
@@ -273,8 +277,11 @@ class InferenceCore:
         raise BackendUnavailable(f"every {tier.value} backend failed: {'; '.join(errors)}")
 
     async def health(self) -> bool:
-        """Healthy when every tier has at least one backend that answers."""
-        for config in self._tiers.values():
+        """Healthy when every tier has at least one backend that answers. Students are optional: without
+        their engine a task's requests go to the tiers (the orchestrator escalates a failed student)."""
+        for tier, config in self._tiers.items():
+            if tier is Tier.STUDENT:
+                continue
             if not any([await b.healthy() for b in config.backends]):
                 return False
         return True

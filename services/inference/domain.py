@@ -10,6 +10,7 @@ from enum import StrEnum
 class Tier(StrEnum):
     SMALL = "small"
     LARGE = "large"
+    STUDENT = "student"  # distilled students (LoRA adapters on one engine): a request names its adapter
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class ChatPrompt:
     # Scheduling hint for servers that queue by priority (vLLM --scheduling-policy priority): lower runs
     # first. The batch lane sends BATCH_PRIORITY so real-time requests go ahead of queued batch work.
     priority: int = 0
+    # A distilled student: the LoRA adapter to answer with instead of the backend's model, and where the
+    # engine loads it from when it has not yet (a restarted engine forgets runtime-loaded adapters).
+    adapter: str = ""
+    adapter_path: str = ""
 
 
 BATCH_PRIORITY = 10

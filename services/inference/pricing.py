@@ -24,6 +24,11 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4o-mini": Price(input_per_m=0.15, cached_input_per_m=0.075, output_per_m=0.60),
     # Self-hosted tiers: amortised hardware cost, a placeholder each team replaces with its own.
     "self-hosted-small": Price(input_per_m=0.02, cached_input_per_m=0.01, output_per_m=0.08),
+    # Distilled students (LoRA on SmolLM2-135M). Assumption, stated because no invoice backs it: one L4 GPU
+    # at ~$0.80/h serving a 135M model batched at ~5k tokens/s is ~$0.044 per 1M tokens; input is priced
+    # at half that, output at twice. On this repo's 2-core CPU the same model decodes ~8 tokens/s, which is
+    # a test rig, not a price. Replace with your own (COSTMESH_INFERENCE_PRICES).
+    "self-hosted-student": Price(input_per_m=0.02, cached_input_per_m=0.01, output_per_m=0.08),
 }
 
 

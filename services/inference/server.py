@@ -25,7 +25,10 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
     for tier, model, price_model in (
         (Tier.SMALL, settings.small_model, settings.small_price_model),
         (Tier.LARGE, settings.large_model, settings.large_price_model),
+        (Tier.STUDENT, settings.student_model, settings.student_price_model),
     ):
+        if tier is Tier.STUDENT and not settings.student_backends:
+            continue
         backends = [
             make_backend(kind, url, model, settings.openai_api_key) for kind, url in settings.backends_for(tier.value)
         ]

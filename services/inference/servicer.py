@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,11 +17,16 @@ from services.inference.core import InferenceCore
 from services.inference.domain import ChatMessage, ChatPrompt, GenerateResult, Sampling, Tier
 
 TIERS = {common_pb2.TIER_SMALL: Tier.SMALL, common_pb2.TIER_LARGE: Tier.LARGE}
+_ADAPTER = re.compile(r"[a-z0-9][a-z0-9_.-]{0,95}")
 
 
 def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -> tuple[Tier, ChatPrompt]:
     if request.tier not in TIERS:
         raise InvalidInput("tier must be TIER_SMALL or TIER_LARGE")
+    if request.adapter and request.tier != common_pb2.TIER_SMALL:
+        raise InvalidInput("a student (adapter) stands in for the small tier: tier must be TIER_SMALL")
+    if request.adapter and not _ADAPTER.fullmatch(request.adapter):
+        raise InvalidInput(f"adapter {request.adapter[:80]!r} is invalid: lowercase letters, digits, '.', '-', '_'")
     if not request.messages:
         raise InvalidInput("messages must not be empty")
     messages = [ChatMessage(role, content) for role, content in role_pairs(request.messages)]
@@ -35,7 +41,8 @@ def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -
         seed=s.seed if s.HasField("seed") else None,
         logprobs=s.logprobs,
     )
-    return TIERS[request.tier], ChatPrompt(tuple(messages), sampling)
+    tier = Tier.STUDENT if request.adapter else TIERS[request.tier]
+    return tier, ChatPrompt(tuple(messages), sampling, adapter=request.adapter, adapter_path=request.adapter_path)
 
 
 def lane_of(request: inference_pb2.GenerateRequest) -> str:
@@ -118,6 +125,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                     batch_discount=price.batch_discount,
                 )
                 for tier, (model, price) in self._core.tier_prices().items()
+                if tier in by_tier  # the student tier stands in for small: quotes price it as small
             ],
             default_max_tokens=self._default_max_tokens,
         )

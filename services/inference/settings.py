@@ -40,11 +40,16 @@ class InferenceSettings(ServiceSettings):
     # takes the request when one fails. With OPENAI_API_KEY set and no explicit list, OpenAI serves.
     small_backends: str = "vllm=http://127.0.0.1:8101/v1"
     large_backends: str = "vllm=http://127.0.0.1:8102/v1"
+    # The engine serving distilled students (LoRA adapters on the small model; `costmesh up` starts it on
+    # 8105); empty: no students, a request naming an adapter is refused.
+    student_backends: str = ""
     small_model: str = "smollm2-135m-instruct"
+    student_model: str = "smollm2-135m-instruct"  # the students' base model
     large_model: str = "qwen2.5-coder-1.5b-instruct"
     # Which price-table row prices each tier: local stand-ins are priced as the model they stand in for.
     small_price_model: str = "gpt-4o-mini"
     large_price_model: str = "gpt-4o"
+    student_price_model: str = "self-hosted-student"
     # Price-table rows added to or replacing the defaults in pricing.py, as JSON, for example
     # COSTMESH_INFERENCE_PRICES='{"llama-8b": {"input_per_m": 0.05, "cached_input_per_m": 0.01, "output_per_m": 0.2}}'
     prices: dict[str, PriceRow] = Field(default_factory=dict)
@@ -75,7 +80,7 @@ class InferenceSettings(ServiceSettings):
     )
 
     def backends_for(self, tier: str) -> list[tuple[str, str]]:
-        spec = self.small_backends if tier == "small" else self.large_backends
+        spec = {"small": self.small_backends, "large": self.large_backends, "student": self.student_backends}[tier]
         pairs = []
         for item in filter(None, (s.strip() for s in spec.split(","))):
             kind, _, url = item.partition("=")

@@ -15,6 +15,7 @@ from services.common.errors import RateLimited
 from services.common.retry import retry_delay
 from services.common.signals import answer_signals
 from services.orchestrator import ledger
+from services.orchestrator.distill import label_problem, student_request
 from services.orchestrator.escalation import EscalationPolicy, confidence_problem, cut_by_request, hard_problem
 from services.orchestrator.failopen import StageRunner, left
 from services.orchestrator.metrics import OrchestratorMetrics
@@ -61,12 +62,21 @@ class Cascade:
         """The cheap answer if it passes, else the large tier's (charged for both calls)."""
         generate, response = prepared.generate, prepared.response
         assert generate is not None  # a cache miss
-        cheap_request = inference_pb2.GenerateRequest()
-        cheap_request.CopyFrom(generate)
+        task = plan.task
+        if task is not None:  # a task's student is the cheap answer
+            cheap_request = student_request(generate, request, task.student, task.adapter_path, task.instruction)
+        else:
+            cheap_request = inference_pb2.GenerateRequest()
+            cheap_request.CopyFrom(generate)
         cheap_request.sampling.logprobs = True  # the judgement needs them (with top-5 alternatives)
-        cheap = await self._run.required(
-            "inference", lambda t: self._generator.generate(cheap_request, t), deadline, response
-        )
+        cheap = await self._cheap(cheap_request, plan, deadline, response)
+        if cheap is None:  # the student could not answer: the large tier does, as for a failed judgement
+            generate.tier = common_pb2.TIER_LARGE
+            answer = await self._run.required(
+                "escalation", lambda t: self._generator.generate(generate, t), deadline, response
+            )
+            mark_escalated(response, self._metrics, "student_unavailable", f"task {task.name if task else ''}")
+            return answer
         reason, detail = await self._verdict(request, prepared, plan, cheap, deadline)
         if not reason:
             return cheap
@@ -78,6 +88,27 @@ class Cascade:
         mark_escalated(response, self._metrics, reason, detail)
         large.cost.CopyFrom(ledger.escalated(cheap.cost, large.cost))
         return large
+
+    async def _cheap(
+        self,
+        cheap_request: inference_pb2.GenerateRequest,
+        plan: Plan,
+        deadline: float,
+        response: orchestrator_pb2.CompletionResponse,
+    ) -> inference_pb2.GenerateResponse | None:
+        """The cheap answer. A student that fails is None (the request goes on to the large tier); the
+        small tier failing fails the request, as it always has."""
+        if plan.task is None:
+            return await self._run.required(
+                "inference", lambda t: self._generator.generate(cheap_request, t), deadline, response
+            )
+        return await self._run.optional(
+            "student",
+            lambda t: self._generator.generate(cheap_request, t),
+            left(deadline) / 2,  # the other half is the large tier's, should the student fail
+            deadline,
+            response,
+        )
 
     async def _escalate(
         self, generate: inference_pb2.GenerateRequest, deadline: float, response: orchestrator_pb2.CompletionResponse
@@ -113,6 +144,8 @@ class Cascade:
         reason, detail = hard_problem(cheap.text, cheap.finish_reason, request.response_format, policy, truncation_ok)
         if reason:
             return reason, detail
+        if plan.task is not None and (problem := label_problem(cheap.text, plan.task.labels)):
+            return "not_a_label", problem
         # The estimator was trained on answers with their top-5 alternatives; a backend that returns none
         # (Ray Serve) would look maximally sure to it, so such an answer is judged by the thresholds.
         if plan.assessed and cheap.logprobs and all(t.top for t in cheap.logprobs):

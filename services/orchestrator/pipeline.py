@@ -19,9 +19,11 @@ from opentelemetry import trace
 
 from costmesh.v1 import cache_pb2, common_pb2, inference_pb2, orchestrator_pb2
 from services.common.embedding import Embedder
-from services.common.errors import BudgetExceeded
+from services.common.errors import BudgetExceeded, InvalidInput
+from services.common.tasks import TaskTable
 from services.orchestrator import ledger
 from services.orchestrator.cascade import Cascade, mark_escalated
+from services.orchestrator.distill import TaskRecorder, student_request, task_plan
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.failopen import StageRunner, left
 from services.orchestrator.metrics import OrchestratorMetrics
@@ -46,6 +48,8 @@ class Pipeline:
         escalation: EscalationPolicy | None = None,  # None: the cheap tier's answers are never second-guessed
         quality: QualityTarget | None = None,
         spot_checker: SpotChecker | None = None,  # None: semantic hits are served unchecked
+        recorder: TaskRecorder | None = None,  # None: no shadow comparisons, no pair collection
+        tasks: TaskTable | None = None,  # the registry snapshot a named task is checked against
     ) -> None:
         quality = quality or QualityTarget()
         self._stages = stages
@@ -54,6 +58,8 @@ class Pipeline:
         self._metrics = metrics
         self._run = StageRunner(metrics)
         self._spot_checker = spot_checker
+        self._recorder = recorder
+        self._tasks = tasks
         self._preparer = Preparer(stages, self._run, budgets, default_tier, metrics, embedder, quality)
         self._cascade = (
             None if escalation is None else Cascade(stages, generator, self._run, escalation, budgets, quality, metrics)
@@ -65,29 +71,31 @@ class Pipeline:
         self, request: orchestrator_pb2.CompletionRequest, timeout_s: float
     ) -> orchestrator_pb2.CompletionResponse:
         deadline = time.monotonic() + timeout_s
+        self._check_task(request)
         prepared = await self._preparer.prepare(request, deadline)
         if prepared.generate is None:
             self._served_hit(request, prepared.response)
             return prepared.response
-        plan = self._plan(prepared)
+        plan = self._plan(request, prepared)
         result = await self._generate(request, prepared, plan, deadline)
-        return await self._finish(request, prepared, result, deadline)
+        return await self._finish(request, prepared, plan, result, deadline)
 
     async def stream(
         self, request: orchestrator_pb2.CompletionRequest, timeout_s: float
     ) -> AsyncIterator[orchestrator_pb2.CompletionChunk]:
         deadline = time.monotonic() + timeout_s
+        self._check_task(request)
         prepared = await self._preparer.prepare(request, deadline)
         if prepared.generate is None:  # cache hit: replay it as a stream
             self._served_hit(request, prepared.response)
             for chunk in _replay(prepared.response):
                 yield chunk
             return
-        plan = self._plan(prepared)
+        plan = self._plan(request, prepared)
         if plan.judged:
             # The cheap answer must be judged before anyone sees it: generate, judge, then replay.
             result = await self._generate(request, prepared, plan, deadline)
-            for chunk in _replay(await self._finish(request, prepared, result, deadline)):
+            for chunk in _replay(await self._finish(request, prepared, plan, result, deadline)):
                 yield chunk
             return
         generate, response = prepared.generate, prepared.response
@@ -104,7 +112,11 @@ class Pipeline:
         self._run.record(response, "inference", started, "ok")
         if final is None:
             raise BudgetExceeded("the model stream ended without a final response")
-        yield orchestrator_pb2.CompletionChunk(final=await self._finish(request, prepared, final, deadline))
+        yield orchestrator_pb2.CompletionChunk(final=await self._finish(request, prepared, plan, final, deadline))
+
+    def _check_task(self, request: orchestrator_pb2.CompletionRequest) -> None:
+        if request.task and self._tasks is not None and request.task not in self._tasks.tasks:
+            raise InvalidInput(f"unknown task {request.task[:64]!r}; `costmesh tasks list` shows the tasks")
 
     def _served_hit(
         self, request: orchestrator_pb2.CompletionRequest, response: orchestrator_pb2.CompletionResponse
@@ -114,11 +126,19 @@ class Pipeline:
 
     # ---- plan, model call, store ---------------------------------------------------------------------
 
-    def _plan(self, prepared: Prepared) -> Plan:
+    def _plan(self, request: orchestrator_pb2.CompletionRequest, prepared: Prepared) -> Plan:
         """Decided once, after routing: the tier to call and whether its answer is judged."""
         assert prepared.route is not None and prepared.generate is not None  # a cache miss
-        plan = make_plan(prepared.route, self._cascade is not None)
+        cascade = self._cascade is not None
+        plan = task_plan(make_plan(prepared.route, cascade), prepared.route, request, cascade)
         prepared.generate.tier = plan.tier
+        if prepared.route.HasField("task"):
+            prepared.response.route.task = prepared.route.task.name
+        if plan.shadow is not None:  # the teacher answers while a candidate shadows it: the route says so
+            prepared.response.route.tier = plan.tier
+        if plan.task is not None and not plan.judged:  # the cascade is off: the student's answer is final
+            t = plan.task
+            prepared.generate = student_request(prepared.generate, request, t.student, t.adapter_path, t.instruction)
         if plan.skipped_cheap is not None:
             mark_escalated(prepared.response, self._metrics, *plan.skipped_cheap)
         trace.get_current_span().set_attribute("costmesh.plan", plan.why)
@@ -140,10 +160,12 @@ class Pipeline:
         self,
         request: orchestrator_pb2.CompletionRequest,
         prepared: Prepared,
+        plan: Plan,
         result: inference_pb2.GenerateResponse,
         deadline: float,
     ) -> orchestrator_pb2.CompletionResponse:
         response = prepared.response
+        response.route.student = plan.task is not None and not response.route.escalated
         response.answer = result.text
         response.model = result.model
         response.finish_reason = result.finish_reason
@@ -167,6 +189,8 @@ class Pipeline:
         await self._run.optional(
             "cache_store", lambda t: self._stages.store(store, t), self._budgets.cache_store_s, deadline, response
         )
+        if self._recorder is not None and prepared.route is not None and prepared.generate is not None:
+            self._recorder.after_answer(request, response, plan, prepared.route, prepared.generate)
         return response
 
 

@@ -31,6 +31,8 @@ class Plan:
     why: str
     # (reason, detail) when the plan skipped the cheap tier the router chose: an escalation before the call.
     skipped_cheap: tuple[str, str] | None = None
+    task: router_pb2.TaskMatch | None = None  # the task whose student is the cheap answer (distill.py)
+    shadow: router_pb2.TaskMatch | None = None  # the task whose candidate answers alongside the teacher
 
 
 def make_plan(route: router_pb2.RouteResponse, escalation: bool) -> Plan:

@@ -336,6 +336,7 @@ class Preparer:
             messages=request.messages,
             embedding=embedding,
             max_quality_loss_pts=self._quality.for_tenant(request.tenant),
+            task=request.task,
         )
         routed = await self._run.optional(
             "router", lambda t: self._stages.route(route, t), self._budgets.router_s, deadline, response

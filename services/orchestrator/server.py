@@ -9,14 +9,17 @@ from services.common.apikeys import KeyStore
 from services.common.contracts import TIERS_BY_NAME
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.common.runtime import Service, new_service
+from services.common.tasks import TaskStore, TaskTable
 from services.orchestrator.admission import Gatekeeper
 from services.orchestrator.clients import GrpcStages
+from services.orchestrator.distill import DistillMetrics, TaskRecorder
 from services.orchestrator.escalation import EscalationPolicy
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.pipeline import Pipeline
 from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prepare import Budgets
 from services.orchestrator.quote import PriceBook
+from services.orchestrator.redact import load_redactor
 from services.orchestrator.servicer import OrchestratorServicer
 from services.orchestrator.settings import OrchestratorSettings
 from services.orchestrator.spend import SpendLedger
@@ -66,6 +69,24 @@ def gatekeeper(settings: OrchestratorSettings, stages: GrpcStages) -> Gatekeeper
     return Gatekeeper(KeyStore(client), SpendLedger(client), PriceBook(stages.prices))
 
 
+async def distillation(
+    settings: OrchestratorSettings, stages: GrpcStages, service: Service
+) -> tuple[TaskTable | None, TaskRecorder | None]:
+    """The task registry snapshot (named tasks are checked against it) and the shadow/collection
+    recorder; neither without COSTMESH_ORCHESTRATOR_TASKS_REDIS_URL."""
+    if not settings.tasks_redis_url:
+        return None, None
+    client = redis.Redis.from_url(settings.tasks_redis_url)
+    store = TaskStore(client)
+    table = TaskTable(store)
+    await table.refresh_logged()
+    service.periodic.append(("task registry", 5.0, table.refresh_logged))
+    recorder = TaskRecorder(store, stages, DistillMetrics(service.registry), load_redactor(settings.distill_redact))
+    service.closers.append(recorder.close)
+    service.closers.append(client.aclose)
+    return table, recorder
+
+
 async def build_server(settings: OrchestratorSettings) -> Service:
     # The orchestrator's own RPCs authenticate API keys (admission.py); the mesh token also admits.
     service = new_service("orchestrator", settings, [SERVICE_NAME], public_prefixes=(f"/{SERVICE_NAME}/",))
@@ -74,6 +95,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
     metrics.escalation_baseline.set(settings.escalation_alert_baseline)
     embedder = load_embedder(settings)  # loaded once, at start-up
     checker = spot_checker(settings, stages, metrics)
+    tasks, recorder = await distillation(settings, stages, service)
     pipeline = Pipeline(
         stages,
         stages,
@@ -84,6 +106,8 @@ async def build_server(settings: OrchestratorSettings) -> Service:
         escalation_policy(settings),
         QualityTarget(settings.max_quality_loss_pts, settings.tenant_max_quality_loss_pts),
         checker,
+        recorder,
+        tasks,
     )
     gate = gatekeeper(settings, stages)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(

@@ -49,6 +49,11 @@ class OrchestratorSettings(ServiceSettings):
     # API keys (services/common/apikeys.py) and their spend and rate counters; empty: keys are off and only
     # callers with the mesh token are served.
     keys_redis_url: str = ""
+    # Distillation (distill.py): where shadow comparisons and collected pairs go (the task registry's
+    # Redis; empty: neither), and the hook every collected text passes through first, "module:function"
+    # taking and returning a str (the default masks e-mail addresses, card and phone numbers, IBANs).
+    tasks_redis_url: str = ""
+    distill_redact: str = "services.orchestrator.redact:mask_pii"
     # The escalation rate the alert in deploy/prometheus/rules.yml compares against (exported as a gauge).
     escalation_alert_baseline: float = Field(default=0.25, ge=0.0, le=1.0)
     # Spot-checks of semantic cache hits (spotcheck.py): the share re-asked of the large tier after serving.

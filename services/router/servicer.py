@@ -13,6 +13,7 @@ from services.common.errors import InvalidInput
 from services.common.signals import Signals
 from services.common.validation import check_tenant
 from services.router.core import RouterCore
+from services.router.tasks import TaskRouting
 
 
 def _target(request: router_pb2.RouteRequest | router_pb2.AssessRequest) -> float | None:
@@ -20,8 +21,9 @@ def _target(request: router_pb2.RouteRequest | router_pb2.AssessRequest) -> floa
 
 
 class RouterServicer(router_pb2_grpc.RouterServicer):
-    def __init__(self, core: RouterCore) -> None:
+    def __init__(self, core: RouterCore, tasks: TaskRouting | None = None) -> None:
         self._core = core
+        self._tasks = tasks
 
     async def Route(
         self, request: router_pb2.RouteRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -34,7 +36,9 @@ class RouterServicer(router_pb2_grpc.RouterServicer):
             request.tenant,
             _target(request),
         )
+        task = self._tasks.match(request.task, list(request.embedding.values)) if self._tasks else None
         return router_pb2.RouteResponse(
+            task=task,
             decision=common_pb2.RouteDecision(
                 tier=TIERS_BY_NAME[route.tier],
                 confidence=route.confidence,

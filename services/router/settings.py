@@ -28,3 +28,9 @@ class RouterSettings(ServiceSettings):
     # COSTMESH_ROUTER_TENANT_THRESHOLDS='{"acme": 0.6}'; per request: RouteRequest.threshold.
     threshold: float = Field(default=0.5, ge=0.0, le=1.0)
     tenant_thresholds: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)
+    # The distillation task registry (services/common/tasks.py) in the stack's Redis; empty: no tasks.
+    tasks_redis_url: str = ""
+    tasks_refresh_s: float = Field(default=5.0, gt=0)
+    # A request naming no task is assigned the nearest one when it is at most this many times that
+    # task's training p95 distance from the centroid.
+    task_assign_margin: float = Field(default=1.0, gt=0)

@@ -384,6 +384,8 @@ class RouteDecision(_message.Message):
     FELL_BACK_FIELD_NUMBER: _builtins.int
     ESCALATED_FIELD_NUMBER: _builtins.int
     ESCALATION_REASON_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
+    STUDENT_FIELD_NUMBER: _builtins.int
     tier: Global___Tier.ValueType
     confidence: _builtins.float
     """P(the chosen tier is right), 0..1"""
@@ -396,6 +398,10 @@ class RouteDecision(_message.Message):
     escalated: _builtins.bool
     """the cheap answer was rejected and the large tier answered"""
     escalation_reason: _builtins.str
+    task: _builtins.str
+    """the distillation task the request belongs to (named or assigned); empty: none"""
+    student: _builtins.bool
+    """a task's distilled student answered (the response's model names it)"""
     def __init__(
         self,
         *,
@@ -406,10 +412,12 @@ class RouteDecision(_message.Message):
         fell_back: _builtins.bool = ...,
         escalated: _builtins.bool = ...,
         escalation_reason: _builtins.str = ...,
+        task: _builtins.str = ...,
+        student: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["classifier", b"classifier", "confidence", b"confidence", "escalated", b"escalated", "escalation_reason", b"escalation_reason", "fell_back", b"fell_back", "reason", b"reason", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["classifier", b"classifier", "confidence", b"confidence", "escalated", b"escalated", "escalation_reason", b"escalation_reason", "fell_back", b"fell_back", "reason", b"reason", "student", b"student", "task", b"task", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -126,12 +126,19 @@ class GenerateRequest(_message.Message):
     SAMPLING_FIELD_NUMBER: _builtins.int
     REMOVED_TOKENS_FIELD_NUMBER: _builtins.int
     LANE_FIELD_NUMBER: _builtins.int
+    ADAPTER_FIELD_NUMBER: _builtins.int
+    ADAPTER_PATH_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     request_id: _builtins.str
     tier: _common_pb2.Tier.ValueType
     """required"""
     lane: _common_pb2.Lane.ValueType
     """whose rate limits apply; LANE_BATCH is priced at batch prices"""
+    adapter: _builtins.str
+    """A distilled student answers instead of the tier's model: the LoRA adapter's name on the student
+    engine (tier must be TIER_SMALL), loaded from adapter_path on first use. Priced at the student's row.
+    """
+    adapter_path: _builtins.str
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]:
         """the prompt as sent, static content first"""
@@ -154,10 +161,12 @@ class GenerateRequest(_message.Message):
         sampling: _common_pb2.SamplingParams | None = ...,
         removed_tokens: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         lane: _common_pb2.Lane.ValueType = ...,
+        adapter: _builtins.str = ...,
+        adapter_path: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["lane", b"lane", "messages", b"messages", "removed_tokens", b"removed_tokens", "request_id", b"request_id", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter", b"adapter", "adapter_path", b"adapter_path", "lane", b"lane", "messages", b"messages", "removed_tokens", b"removed_tokens", "request_id", b"request_id", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

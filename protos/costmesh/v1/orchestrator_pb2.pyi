@@ -54,6 +54,7 @@ class CompletionRequest(_message.Message):
     RESPONSE_FORMAT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
     LANE_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     """required: cache isolation, quotas and per-tenant settings key off it"""
     request_id: _builtins.str
@@ -66,6 +67,10 @@ class CompletionRequest(_message.Message):
     """optional JSON schema the answer must satisfy"""
     lane: _common_pb2.Lane.ValueType
     """LANE_BATCH is set by the batch consumer, not by users"""
+    task: _builtins.str
+    """Optional: the distillation task this request belongs to (`costmesh tasks list`). Unset, the router may
+    assign one by nearest task centroid. A task's promoted student answers its single-turn requests.
+    """
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]:
         """the conversation; the last message is the user's"""
@@ -94,10 +99,11 @@ class CompletionRequest(_message.Message):
         response_format: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         lane: _common_pb2.Lane.ValueType = ...,
+        task: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "sampling", b"sampling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "conversation_id", b"conversation_id", "documents", b"documents", "lane", b"lane", "messages", b"messages", "metadata", b"metadata", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache", b"cache", "conversation_id", b"conversation_id", "documents", b"documents", "lane", b"lane", "messages", b"messages", "metadata", b"metadata", "request_id", b"request_id", "response_format", b"response_format", "sampling", b"sampling", "task", b"task", "tenant", b"tenant", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from costmesh.v1 import common_pb2 as costmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63ostmesh/v1/router.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xd3\x01\n\x0cRouteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x08messages\x18\x02 \x03(\x0b\x32\x14.costmesh.v1.Message\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12\x16\n\tthreshold\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12!\n\x14max_quality_loss_pts\x18\x05 \x01(\x02H\x01\x88\x01\x01\x42\x0c\n\n_thresholdB\x17\n\x15_max_quality_loss_pts\"\x86\x02\n\rRouteResponse\x12,\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1a.costmesh.v1.RouteDecision\x12\x18\n\x10needs_multi_step\x18\x02 \x01(\x08\x12:\n\x08\x66\x65\x61tures\x18\x03 \x03(\x0b\x32(.costmesh.v1.RouteResponse.FeaturesEntry\x12\x19\n\x0cp_cheap_good\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0c\x61ssess_after\x18\x05 \x01(\x08\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x0f\n\r_p_cheap_good\"\x9b\x01\n\rAnswerSignals\x12\x0e\n\x06tokens\x18\x01 \x01(\x05\x12\x14\n\x0cmean_logprob\x18\x02 \x01(\x02\x12\x13\n\x0bmin_logprob\x18\x03 \x01(\x02\x12\x15\n\rfirst_logprob\x18\x04 \x01(\x02\x12\x13\n\x0bmean_margin\x18\x05 \x01(\x02\x12\x14\n\x0cmean_entropy\x18\x06 \x01(\x02\x12\r\n\x05\x63hars\x18\x07 \x01(\x05\"\xda\x01\n\rAssessRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x08messages\x18\x02 \x03(\x0b\x32\x14.costmesh.v1.Message\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12*\n\x06\x61nswer\x18\x04 \x01(\x0b\x32\x1a.costmesh.v1.AnswerSignals\x12!\n\x14max_quality_loss_pts\x18\x05 \x01(\x02H\x00\x88\x01\x01\x42\x17\n\x15_max_quality_loss_pts\"W\n\x0e\x41ssessResponse\x12\x0c\n\x04keep\x18\x01 \x01(\x08\x12\x14\n\x0cp_cheap_good\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t2\x8b\x01\n\x06Router\x12>\n\x05Route\x12\x19.costmesh.v1.RouteRequest\x1a\x1a.costmesh.v1.RouteResponse\x12\x41\n\x06\x41ssess\x12\x1a.costmesh.v1.AssessRequest\x1a\x1b.costmesh.v1.AssessResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x63ostmesh/v1/router.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xe1\x01\n\x0cRouteRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x08messages\x18\x02 \x03(\x0b\x32\x14.costmesh.v1.Message\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12\x16\n\tthreshold\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12!\n\x14max_quality_loss_pts\x18\x05 \x01(\x02H\x01\x88\x01\x01\x12\x0c\n\x04task\x18\x06 \x01(\tB\x0c\n\n_thresholdB\x17\n\x15_max_quality_loss_pts\"\xac\x02\n\rRouteResponse\x12,\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0b\x32\x1a.costmesh.v1.RouteDecision\x12\x18\n\x10needs_multi_step\x18\x02 \x01(\x08\x12:\n\x08\x66\x65\x61tures\x18\x03 \x03(\x0b\x32(.costmesh.v1.RouteResponse.FeaturesEntry\x12\x19\n\x0cp_cheap_good\x18\x04 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0c\x61ssess_after\x18\x05 \x01(\x08\x12$\n\x04task\x18\x06 \x01(\x0b\x32\x16.costmesh.v1.TaskMatch\x1a/\n\rFeaturesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\x42\x0f\n\r_p_cheap_good\"\x87\x02\n\tTaskMatch\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08\x61ssigned\x18\x02 \x01(\x08\x12\x10\n\x08\x64istance\x18\x03 \x01(\x02\x12\r\n\x05state\x18\x04 \x01(\t\x12\x0f\n\x07student\x18\x05 \x01(\t\x12\x14\n\x0c\x61\x64\x61pter_path\x18\x06 \x01(\t\x12\x13\n\x0binstruction\x18\x07 \x01(\t\x12\x0f\n\x07\x63ollect\x18\x08 \x01(\x08\x12\'\n\x0cteacher_tier\x18\t \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x0e\n\x06labels\x18\n \x03(\t\x12\x16\n\x0eshadow_student\x18\x0b \x01(\t\x12\x1b\n\x13shadow_adapter_path\x18\x0c \x01(\t\"\x9b\x01\n\rAnswerSignals\x12\x0e\n\x06tokens\x18\x01 \x01(\x05\x12\x14\n\x0cmean_logprob\x18\x02 \x01(\x02\x12\x13\n\x0bmin_logprob\x18\x03 \x01(\x02\x12\x15\n\rfirst_logprob\x18\x04 \x01(\x02\x12\x13\n\x0bmean_margin\x18\x05 \x01(\x02\x12\x14\n\x0cmean_entropy\x18\x06 \x01(\x02\x12\r\n\x05\x63hars\x18\x07 \x01(\x05\"\xda\x01\n\rAssessRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12&\n\x08messages\x18\x02 \x03(\x0b\x32\x14.costmesh.v1.Message\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.Embedding\x12*\n\x06\x61nswer\x18\x04 \x01(\x0b\x32\x1a.costmesh.v1.AnswerSignals\x12!\n\x14max_quality_loss_pts\x18\x05 \x01(\x02H\x00\x88\x01\x01\x42\x17\n\x15_max_quality_loss_pts\"W\n\x0e\x41ssessResponse\x12\x0c\n\x04keep\x18\x01 \x01(\x08\x12\x14\n\x0cp_cheap_good\x18\x02 \x01(\x02\x12\x11\n\tthreshold\x18\x03 \x01(\x02\x12\x0e\n\x06reason\x18\x04 \x01(\t2\x8b\x01\n\x06Router\x12>\n\x05Route\x12\x19.costmesh.v1.RouteRequest\x1a\x1a.costmesh.v1.RouteResponse\x12\x41\n\x06\x41ssess\x12\x1a.costmesh.v1.AssessRequest\x1a\x1b.costmesh.v1.AssessResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,19 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ROUTERESPONSE_FEATURESENTRY']._loaded_options = None
   _globals['_ROUTERESPONSE_FEATURESENTRY']._serialized_options = b'8\001'
   _globals['_ROUTEREQUEST']._serialized_start=68
-  _globals['_ROUTEREQUEST']._serialized_end=279
-  _globals['_ROUTERESPONSE']._serialized_start=282
-  _globals['_ROUTERESPONSE']._serialized_end=544
-  _globals['_ROUTERESPONSE_FEATURESENTRY']._serialized_start=480
-  _globals['_ROUTERESPONSE_FEATURESENTRY']._serialized_end=527
-  _globals['_ANSWERSIGNALS']._serialized_start=547
-  _globals['_ANSWERSIGNALS']._serialized_end=702
-  _globals['_ASSESSREQUEST']._serialized_start=705
-  _globals['_ASSESSREQUEST']._serialized_end=923
-  _globals['_ASSESSRESPONSE']._serialized_start=925
-  _globals['_ASSESSRESPONSE']._serialized_end=1012
-  _globals['_ROUTER']._serialized_start=1015
-  _globals['_ROUTER']._serialized_end=1154
+  _globals['_ROUTEREQUEST']._serialized_end=293
+  _globals['_ROUTERESPONSE']._serialized_start=296
+  _globals['_ROUTERESPONSE']._serialized_end=596
+  _globals['_ROUTERESPONSE_FEATURESENTRY']._serialized_start=532
+  _globals['_ROUTERESPONSE_FEATURESENTRY']._serialized_end=579
+  _globals['_TASKMATCH']._serialized_start=599
+  _globals['_TASKMATCH']._serialized_end=862
+  _globals['_ANSWERSIGNALS']._serialized_start=865
+  _globals['_ANSWERSIGNALS']._serialized_end=1020
+  _globals['_ASSESSREQUEST']._serialized_start=1023
+  _globals['_ASSESSREQUEST']._serialized_end=1241
+  _globals['_ASSESSRESPONSE']._serialized_start=1243
+  _globals['_ASSESSRESPONSE']._serialized_end=1330
+  _globals['_ROUTER']._serialized_start=1333
+  _globals['_ROUTER']._serialized_end=1472
 # @@protoc_insertion_point(module_scope)

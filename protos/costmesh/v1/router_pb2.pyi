@@ -28,6 +28,7 @@ class RouteRequest(_message.Message):
     EMBEDDING_FIELD_NUMBER: _builtins.int
     THRESHOLD_FIELD_NUMBER: _builtins.int
     MAX_QUALITY_LOSS_PTS_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     threshold: _builtins.float
     """P(large) above which LARGE is chosen; unset: tenant / default"""
@@ -35,6 +36,8 @@ class RouteRequest(_message.Message):
     """The operator's quality target: accuracy points the cascade may lose against all-large. The quality
     estimator picks its thresholds for it from its validation frontier; unset: the router's default.
     """
+    task: _builtins.str
+    """the task the request names; empty: nearest task centroid, if close"""
     @_builtins.property
     def messages(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Message]: ...
     @_builtins.property
@@ -49,10 +52,11 @@ class RouteRequest(_message.Message):
         embedding: _common_pb2.Embedding | None = ...,
         threshold: _builtins.float | None = ...,
         max_quality_loss_pts: _builtins.float | None = ...,
+        task: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "_threshold", b"_threshold", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts", "threshold", b"threshold"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "_threshold", b"_threshold", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts", "messages", b"messages", "tenant", b"tenant", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts", "_threshold", b"_threshold", "embedding", b"embedding", "max_quality_loss_pts", b"max_quality_loss_pts", "messages", b"messages", "task", b"task", "tenant", b"tenant", "threshold", b"threshold"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__max_quality_loss_pts: _TypeAlias = _typing.Literal["max_quality_loss_pts"]  # noqa: Y015
     _WhichOneofArgType__max_quality_loss_pts: _TypeAlias = _typing.Literal["_max_quality_loss_pts", b"_max_quality_loss_pts"]  # noqa: Y015
@@ -94,6 +98,7 @@ class RouteResponse(_message.Message):
     FEATURES_FIELD_NUMBER: _builtins.int
     P_CHEAP_GOOD_FIELD_NUMBER: _builtins.int
     ASSESS_AFTER_FIELD_NUMBER: _builtins.int
+    TASK_FIELD_NUMBER: _builtins.int
     needs_multi_step: _builtins.bool
     """escalate straight away when the cheap tier answers"""
     p_cheap_good: _builtins.float
@@ -108,6 +113,10 @@ class RouteResponse(_message.Message):
     def features(self) -> _containers.ScalarMap[_builtins.str, _builtins.float]:
         """the features the decision used, for debugging and training"""
 
+    @_builtins.property
+    def task(self) -> Global___TaskMatch:
+        """unset: the request belongs to no distillation task"""
+
     def __init__(
         self,
         *,
@@ -116,16 +125,82 @@ class RouteResponse(_message.Message):
         features: _abc.Mapping[_builtins.str, _builtins.float] | None = ...,
         p_cheap_good: _builtins.float | None = ...,
         assess_after: _builtins.bool = ...,
+        task: Global___TaskMatch | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good", "decision", b"decision", "p_cheap_good", b"p_cheap_good"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good", "decision", b"decision", "p_cheap_good", b"p_cheap_good", "task", b"task"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good", "assess_after", b"assess_after", "decision", b"decision", "features", b"features", "needs_multi_step", b"needs_multi_step", "p_cheap_good", b"p_cheap_good"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good", "assess_after", b"assess_after", "decision", b"decision", "features", b"features", "needs_multi_step", b"needs_multi_step", "p_cheap_good", b"p_cheap_good", "task", b"task"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__p_cheap_good: _TypeAlias = _typing.Literal["p_cheap_good"]  # noqa: Y015
     _WhichOneofArgType__p_cheap_good: _TypeAlias = _typing.Literal["_p_cheap_good", b"_p_cheap_good"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__p_cheap_good) -> _WhichOneofReturnType__p_cheap_good | None: ...
 
 Global___RouteResponse: _TypeAlias = RouteResponse  # noqa: Y015
+
+@_typing.final
+class TaskMatch(_message.Message):
+    """The distillation task a request belongs to, and what the task's registry entry says about serving it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ASSIGNED_FIELD_NUMBER: _builtins.int
+    DISTANCE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    STUDENT_FIELD_NUMBER: _builtins.int
+    ADAPTER_PATH_FIELD_NUMBER: _builtins.int
+    INSTRUCTION_FIELD_NUMBER: _builtins.int
+    COLLECT_FIELD_NUMBER: _builtins.int
+    TEACHER_TIER_FIELD_NUMBER: _builtins.int
+    LABELS_FIELD_NUMBER: _builtins.int
+    SHADOW_STUDENT_FIELD_NUMBER: _builtins.int
+    SHADOW_ADAPTER_PATH_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    assigned: _builtins.bool
+    """true: by nearest centroid; false: named by the request"""
+    distance: _builtins.float
+    """cosine distance to the task's training centroid; -1 without an embedding"""
+    state: _builtins.str
+    """collecting | training | shadow | serving"""
+    student: _builtins.str
+    """the promoted student's adapter name; empty: none serves the task yet"""
+    adapter_path: _builtins.str
+    """where the serving engine loads it from"""
+    instruction: _builtins.str
+    """the student's system prompt"""
+    collect: _builtins.bool
+    """record (request, teacher answer) pairs for the task"""
+    teacher_tier: _common_pb2.Tier.ValueType
+    shadow_student: _builtins.str
+    """a candidate answering alongside the teacher, never served (shadow)"""
+    shadow_adapter_path: _builtins.str
+    @_builtins.property
+    def labels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """the task's answers when it is a classification; empty: free-form"""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        assigned: _builtins.bool = ...,
+        distance: _builtins.float = ...,
+        state: _builtins.str = ...,
+        student: _builtins.str = ...,
+        adapter_path: _builtins.str = ...,
+        instruction: _builtins.str = ...,
+        collect: _builtins.bool = ...,
+        teacher_tier: _common_pb2.Tier.ValueType = ...,
+        labels: _abc.Iterable[_builtins.str] | None = ...,
+        shadow_student: _builtins.str = ...,
+        shadow_adapter_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adapter_path", b"adapter_path", "assigned", b"assigned", "collect", b"collect", "distance", b"distance", "instruction", b"instruction", "labels", b"labels", "name", b"name", "shadow_adapter_path", b"shadow_adapter_path", "shadow_student", b"shadow_student", "state", b"state", "student", b"student", "teacher_tier", b"teacher_tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TaskMatch: _TypeAlias = TaskMatch  # noqa: Y015
 
 @_typing.final
 class AnswerSignals(_message.Message):

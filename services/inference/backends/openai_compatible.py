@@ -15,7 +15,7 @@ from services.inference.domain import TOP_LOGPROBS, ChatPrompt, Completion, Usag
 def request_args(model: str, prompt: ChatPrompt, sends_priority: bool = False) -> dict[str, Any]:
     s = prompt.sampling
     args: dict[str, Any] = {
-        "model": model,
+        "model": prompt.adapter or model,
         "messages": [{"role": m.role, "content": m.content} for m in prompt.messages],
         "temperature": s.temperature,
         "max_tokens": s.max_tokens,
@@ -61,11 +61,19 @@ class OpenAICompatibleBackend:
         # Retries with exponential backoff on 429/5xx/connection errors are the SDK's own.
         self._client = AsyncOpenAI(base_url=base_url, api_key=api_key or "EMPTY", max_retries=max_retries)
 
+    async def load_adapter(self, prompt: ChatPrompt) -> bool:
+        """Makes the prompt's adapter servable; False when this server cannot (the base: it never can)."""
+        return False
+
     async def complete(self, prompt: ChatPrompt, timeout_s: float) -> Completion:
+        args = request_args(self.model, prompt, self._sends_priority)
         try:
-            resp = await self._client.chat.completions.create(
-                **request_args(self.model, prompt, self._sends_priority), timeout=timeout_s
-            )
+            try:
+                resp = await self._client.chat.completions.create(**args, timeout=timeout_s)
+            except openai.NotFoundError:
+                if not (prompt.adapter and await self.load_adapter(prompt)):
+                    raise
+                resp = await self._client.chat.completions.create(**args, timeout=timeout_s)
         except openai.OpenAIError as exc:
             raise _translate(exc, self.name) from exc
         choice = resp.choices[0]
@@ -83,10 +91,14 @@ class OpenAICompatibleBackend:
         args = request_args(self.model, prompt, self._sends_priority)
         pieces: list[str] = []
         finish_reason, model, usage = "", self.model, Usage()
+        options: dict[str, Any] = {"stream": True, "stream_options": {"include_usage": True}, "timeout": timeout_s}
         try:
-            events = await self._client.chat.completions.create(
-                **args, stream=True, stream_options={"include_usage": True}, timeout=timeout_s
-            )
+            try:
+                events = await self._client.chat.completions.create(**args, **options)
+            except openai.NotFoundError:
+                if not (prompt.adapter and await self.load_adapter(prompt)):
+                    raise
+                events = await self._client.chat.completions.create(**args, **options)
             async for event in events:
                 model = event.model or model
                 if event.usage is not None:
