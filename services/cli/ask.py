@@ -14,7 +14,7 @@ TIERS = TIER_CHOICES
 
 
 def build_request(
-    prompt: str, tenant: str, tier: str, max_tokens: int, no_cache: bool, system: str
+    prompt: str, tenant: str, tier: str, max_tokens: int, no_cache: bool, system: str, task: str = ""
 ) -> orchestrator_pb2.CompletionRequest:
     messages = []
     if system:
@@ -26,6 +26,7 @@ def build_request(
         sampling=common_pb2.SamplingParams(max_tokens=max_tokens),
         cache=common_pb2.CacheControl(no_cache=no_cache),
         tier=TIERS[tier],
+        task=task,
     )
 
 
@@ -45,6 +46,8 @@ def summary(response: orchestrator_pb2.CompletionResponse) -> dict[str, Any]:
             "fell_back": response.route.fell_back,
             "escalated": response.route.escalated,
             "escalation_reason": response.route.escalation_reason,
+            "task": response.route.task,
+            "student": response.route.student,
         },
         "cache": {
             "hit": "miss" if kind in ("miss", "unspecified") else kind,

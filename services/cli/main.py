@@ -53,7 +53,9 @@ def _status(args: argparse.Namespace, settings: StackSettings) -> int:
 
 
 def _ask(args: argparse.Namespace, settings: StackSettings) -> int:
-    request = ask_cmd.build_request(args.prompt, args.tenant, args.tier, args.max_tokens, args.no_cache, args.system)
+    request = ask_cmd.build_request(
+        args.prompt, args.tenant, args.tier, args.max_tokens, args.no_cache, args.system, args.task
+    )
     key = keys_cmd.caller_key(settings, args.key)
     try:
         result = ask_cmd.ask(args.address or f"127.0.0.1:{settings.orchestrator_port}", request, args.timeout, key)
@@ -127,6 +129,22 @@ def _cache(args: argparse.Namespace, settings: StackSettings) -> int:
         return 2
 
 
+def _ask_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    a = sub.add_parser("ask", help="send one request through the orchestrator")
+    a.add_argument("prompt")
+    a.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
+    a.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
+    a.add_argument("--tier", choices=sorted(ask_cmd.TIERS), default="auto")
+    a.add_argument("--system", default="", help="a system prompt")
+    a.add_argument("--task", default="", help="the distillation task the request belongs to")
+    a.add_argument("--max-tokens", type=int, default=128)
+    a.add_argument("--no-cache", action="store_true")
+    a.add_argument("--json", action="store_true", help="one JSON object with every decision")
+    a.add_argument("--address", default="", help="orchestrator host:port")
+    a.add_argument("--timeout", type=float, default=120.0)
+    a.set_defaults(fn=_ask)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="costmesh", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -137,18 +155,7 @@ def parser() -> argparse.ArgumentParser:
             cmd.add_argument("--supervise", action="store_true", help="restart a component that exits, with backoff")
         cmd.set_defaults(fn=fn)
     sub.add_parser("status", help="each component with its address and health").set_defaults(fn=_status)
-    a = sub.add_parser("ask", help="send one request through the orchestrator")
-    a.add_argument("prompt")
-    a.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
-    a.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
-    a.add_argument("--tier", choices=sorted(ask_cmd.TIERS), default="auto")
-    a.add_argument("--system", default="", help="a system prompt")
-    a.add_argument("--max-tokens", type=int, default=128)
-    a.add_argument("--no-cache", action="store_true")
-    a.add_argument("--json", action="store_true", help="one JSON object with every decision")
-    a.add_argument("--address", default="", help="orchestrator host:port")
-    a.add_argument("--timeout", type=float, default=120.0)
-    a.set_defaults(fn=_ask)
+    _ask_parser(sub)
     b = sub.add_parser("bench", help="run a benchmark; prints JSON lines, the last one a summary")
     b.add_argument("name")
     b.add_argument("bench_args", nargs=argparse.REMAINDER)

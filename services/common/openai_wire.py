@@ -170,6 +170,8 @@ def decisions(response: orchestrator_pb2.CompletionResponse) -> dict[str, Any]:
         "cache": cache_kind(response),
         "tier": TIER_NAMES.get(response.route.tier, ""),
         "escalated": response.route.escalated,
+        "task": response.route.task,
+        "student": response.route.student,
         "cost_usd": response.cost.cost_usd,
         "baseline_cost_usd": response.cost.baseline_cost_usd,
         "savings_by_intervention": dict(response.cost.savings_by_intervention),

@@ -51,6 +51,8 @@ def decision_headers(response: orchestrator_pb2.CompletionResponse) -> dict[str,
         "x-costmesh-cache": cache_kind(response),
         "x-costmesh-tier": d["tier"],
         "x-costmesh-escalated": "true" if d["escalated"] else "false",
+        "x-costmesh-task": d["task"],
+        "x-costmesh-student": "true" if d["student"] else "false",
         "x-costmesh-cost-usd": f"{d['cost_usd']:.10f}",
         "x-costmesh-baseline-usd": f"{d['baseline_cost_usd']:.10f}",
         "x-costmesh-trace-id": response.trace_id,
@@ -65,6 +67,7 @@ def to_request(body: Any, request: Request) -> orchestrator_pb2.CompletionReques
         status = 404 if exc.code == "model_not_found" else 400
         raise ApiError(status, str(exc), param=exc.param, code=exc.code) from None
     proto.request_id = uuid.uuid4().hex
+    proto.task = request.headers.get("x-costmesh-task", "").strip()  # checked by the orchestrator
     cache_control(request, proto)
     return proto
 
