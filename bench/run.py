@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, cascade, compress, lanes, load, mesh, overhead, prefix, prune, router
+from bench import cache, cascade, compress, distill, lanes, load, mesh, overhead, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
@@ -18,6 +18,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "prune": prune.main,
     "router": router.main,
     "cascade": cascade.main,
+    "distill": distill.main,
 }
 
 

@@ -53,10 +53,10 @@ def label_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     path = labels_path(settings, task.name)
     existing = data.read_rows(path)
     done = {row.text for row in existing if row.teacher}
-    todo = data.spread(
-        [r for r in data.read_source(Path(args.source), args.text_field, args.label_field) if r.text not in done],
-        args.limit,
-    )
+    source = data.read_source(Path(args.source), args.text_field, args.label_field)
+    if args.split != "auto":  # the source is a data set's own train or test file
+        source = [replace(row, split=args.split) for row in source]
+    todo = data.spread([r for r in source if r.text not in done], args.limit)
     key = caller_key(settings, args.key)
     stub = batch_pb2_grpc.BatchStub(grpc.insecure_channel(f"127.0.0.1:{settings.batch_port}"))
     result = label.label(stub, auth_metadata(key), args.tenant, task, todo) if todo else label.Labelled([], 0, 0.0, [])
@@ -217,6 +217,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     lb.add_argument("--text-field", default="text")
     lb.add_argument("--label-field", default="")
     lb.add_argument("--limit", type=int, default=0, help="label at most this many (spread over the file)")
+    lb.add_argument(
+        "--split",
+        choices=("auto", "train", "test"),
+        default="auto",
+        help="auto: one text in five held out, by hash; train/test: the file is that split",
+    )
     lb.add_argument("--tenant", default=DEMO_TENANT)
     lb.add_argument("--key", default="")
     co = actions.add_parser("collect", help="the pairs the orchestrator recorded, into the labelled rows")

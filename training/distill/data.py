@@ -4,8 +4,9 @@
   collect.cursor               the last pair id `distill collect` read from the orchestrator's stream
   students/<name>/             train.jsonl (student format), adapter/, loss.svg, train.json, eval.json
 
-The held-out split is fixed by a hash of the text, so it never moves as rows are added, a collected
-duplicate of a test row stays in test, and no input is ever in both splits.
+The held-out split is fixed by a hash of the text (or by the source, for a data set with its own test
+file: `distill label --split test`), and a row never changes split once labelled: it never moves as rows
+are added, a collected duplicate of a test row stays in test, and no input is ever in both splits.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ def merge(old: Iterable[Row], new: Iterable[Row]) -> list[Row]:
     for row in new:
         before = by_text.get(row.text)
         gold = row.gold or (before.gold if before else "")
-        by_text[row.text] = Row(row.text, gold, row.teacher or (before.teacher if before else ""), split_of(row.text))
+        split = before.split if before else (row.split or split_of(row.text))  # a row never changes split
+        by_text[row.text] = Row(row.text, gold, row.teacher or (before.teacher if before else ""), split)
     return list(by_text.values())
 
 
