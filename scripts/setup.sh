@@ -79,6 +79,9 @@ bash scripts/setup-models-env.sh
 step "LLMLingua environment (.venv-lingua)"
 bash scripts/setup-lingua-env.sh
 
+step "Airflow environment (.venv-airflow)"
+bash scripts/setup-airflow-env.sh
+
 step "LiteLLM proxy environment (.venv-litellm, for bench overhead)"
 bash scripts/setup-litellm-env.sh
 
