@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs whatever is missing for costmesh on this machine, and nothing that is already there:
 # Debian packages (redis-server, promtool), Go tools (weaviate-server, grpcurl), costmesh's own
-# environment (.venv), the model-server environment (.venv-models) and the model folders.
+# environment (.venv), the model-server environment (.venv-models), the LLMLingua, training and Airflow
+# environments (.venv-lingua, .venv-train, .venv-airflow) and the model folders.
 # Safe to run again; a second run takes seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,7 +80,10 @@ bash scripts/setup-models-env.sh
 step "LLMLingua environment (.venv-lingua)"
 bash scripts/setup-lingua-env.sh
 
-step "Airflow environment (.venv-airflow)"
+step "training environment (.venv-train: torch + peft, for costmesh distill train)"
+bash scripts/setup-train-env.sh
+
+step "Airflow environment (.venv-airflow: the costmesh_distill retraining DAG)"
 bash scripts/setup-airflow-env.sh
 
 step "LiteLLM proxy environment (.venv-litellm, for bench overhead)"
