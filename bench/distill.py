@@ -23,20 +23,17 @@ import random
 import subprocess
 import sys
 import time
-import urllib.request
 from typing import Any
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from bench.output import emit
 from costmesh.v1 import common_pb2, router_pb2, router_pb2_grpc
 from launcher.settings import ROOT, StackSettings
 from services.common.embedding import load_minilm
 from services.common.interceptors import blocking_channel
+from training.distill import drift
 
 DATA = ROOT / "bench" / "data"
 INSTRUCTION = "Classify the banking customer's message into its intent. Answer with the intent name only."
-DRIFT_RATIO, DRIFT_MIN_REQUESTS = 0.20, 30  # CostmeshTaskDrift (deploy/prometheus/rules.yml)
 
 
 def costmesh(*args: str) -> dict[str, Any]:
@@ -50,26 +47,15 @@ def costmesh(*args: str) -> dict[str, Any]:
     return result
 
 
-def router_counts(settings: StackSettings, task: str) -> tuple[float, float]:
-    url = f"http://127.0.0.1:{settings.metrics_base_port + 1}/metrics"
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    beyond = count = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("task") == task:
-                if sample.name == "costmesh_task_beyond_train_p95_total":
-                    beyond += sample.value
-                elif sample.name == "costmesh_task_centroid_distance_count":
-                    count += sample.value
-    return beyond, count
+def metrics_url(settings: StackSettings) -> str:
+    return f"http://127.0.0.1:{settings.metrics_base_port + 1}/metrics"
 
 
 def stream_share(settings: StackSettings, task: str, texts: list[str]) -> dict[str, Any]:
     """Routes each text as the task; the share beyond the training p95, from the router's counters."""
     embedder = load_minilm(str(settings.models_dir / "all-minilm-l6-v2"), 2)
     stub = router_pb2_grpc.RouterStub(blocking_channel(f"127.0.0.1:{settings.router_port}", settings.mesh_token()))
-    beyond0, count0 = router_counts(settings, task)
+    beyond0, count0 = drift.router_counts(metrics_url(settings), task)
     for text in texts:
         vector = embedder.embed([text])[0]
         request = router_pb2.RouteRequest(
@@ -80,14 +66,14 @@ def stream_share(settings: StackSettings, task: str, texts: list[str]) -> dict[s
         )
         stub.Route(request, timeout=10)
     time.sleep(0.2)
-    beyond1, count1 = router_counts(settings, task)
+    beyond1, count1 = drift.router_counts(metrics_url(settings), task)
     n, beyond = count1 - count0, beyond1 - beyond0
     share = beyond / n if n else 0.0
     return {
         "n": int(n),
         "beyond_p95": int(beyond),
         "share": share,
-        "alert_fires": share > DRIFT_RATIO and n >= DRIFT_MIN_REQUESTS,
+        "alert_fires": drift.drifted(beyond, n),
     }
 
 

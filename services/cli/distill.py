@@ -12,7 +12,6 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import grpc
 
@@ -21,7 +20,7 @@ from launcher.settings import ROOT, StackSettings
 from services.cli import distill_ops
 from services.cli.ask import auth_metadata
 from services.cli.keys import DEMO_TENANT, caller_key
-from services.cli.tasks import with_store
+from services.cli.tasks import emit, get_task, put_task, with_store
 from services.common.embedding import load_minilm
 from services.common.errors import InvalidInput, NotFound
 from services.common.interceptors import blocking_channel
@@ -30,18 +29,6 @@ from training.distill import centroid, data, evaluate, label
 
 EMBEDDER = "all-minilm-l6-v2"
 EVAL_TIMEOUT_S = 300.0  # one CPU-served call, the first one loading the adapter
-
-
-def emit(result: dict[str, Any]) -> None:
-    print(json.dumps(result), flush=True)
-
-
-def get_task(settings: StackSettings, name: str) -> Task:
-    return with_store(settings, lambda store: store.get(name))
-
-
-def put_task(settings: StackSettings, task: Task) -> Task:
-    return with_store(settings, lambda store: store.put(task))
 
 
 def labels_path(settings: StackSettings, task: str) -> Path:

@@ -17,38 +17,23 @@ from dataclasses import replace
 from typing import Any
 
 import grpc
-from prometheus_client.parser import text_string_to_metric_families
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from launcher.settings import StackSettings
 from services.cli.ask import auth_metadata
 from services.cli.keys import DEMO_TENANT, caller_key
-from services.cli.tasks import with_store
+from services.cli.tasks import emit, get_task, put_task, with_store
 from services.common.errors import InvalidInput
 from services.common.tasks import Task
-from training.distill import data, economics
+from training.distill import data, drift, economics, label
 
-# The CostmeshTaskDrift alert's condition (deploy/prometheus/rules.yml), applied to the same counters.
-DRIFT_RATIO, DRIFT_MIN_REQUESTS = 0.20, 30
 SHADOW_TOLERANCE = 0.05  # live agreement may fall this far below the held-out agreement
-
-
-def _emit(result: dict[str, Any]) -> None:
-    print(json.dumps(result), flush=True)
-
-
-def _task(settings: StackSettings, name: str) -> Task:
-    return with_store(settings, lambda store: store.get(name))
-
-
-def _put(settings: StackSettings, task: Task) -> Task:
-    return with_store(settings, lambda store: store.put(task))
 
 
 def gate_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     """Passes when the student reaches `floor` x the teacher's gold accuracy (or, without gold labels,
     `floor` agreement with the teacher); a pass starts the shadow period."""
-    task = _task(settings, args.task)
+    task = get_task(settings, args.task)
     e = task.evaluation
     if not task.student or e.get("student") != task.student:
         raise InvalidInput(f"task {task.name!r}: evaluate the current student first (`costmesh distill eval`)")
@@ -59,16 +44,16 @@ def gate_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     passed = got >= need
     why = f"student {what} {got:.3f} {'>=' if passed else '<'} {need:.3f} (floor {args.floor:g})"
     if passed:
-        _put(settings, task.moved_to("shadow"))
+        put_task(settings, task.moved_to("shadow"))
         with_store(settings, lambda store: store.reset_shadow(task.name))
-    _emit({"task": task.name, "student": task.student, "passed": passed, "why": why})
+    emit({"task": task.name, "student": task.student, "passed": passed, "why": why})
     return 0 if passed else 1
 
 
 def shadow_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     """Replays held-out inputs through the live orchestrator as the task's traffic, then reports the
     shadow comparisons the orchestrator recorded (live traffic adds to the same counters)."""
-    task = _task(settings, args.task)
+    task = get_task(settings, args.task)
     if task.state != "shadow":
         raise InvalidInput(f"task {task.name!r} is {task.state}, not in shadow: `costmesh distill gate` first")
     before, _ = with_store(settings, lambda store: store.shadow(task.name))
@@ -82,7 +67,7 @@ def shadow_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     while n < before + len(rows) and time.monotonic() < deadline:  # comparisons finish in the background
         time.sleep(1.0)
         n, agree = with_store(settings, lambda store: store.shadow(task.name))
-    _emit({"task": task.name, "replayed": len(rows), "shadow_n": n, "shadow_agreement": agree / n if n else None})
+    emit({"task": task.name, "replayed": len(rows), "shadow_n": n, "shadow_agreement": agree / n if n else None})
     return 0
 
 
@@ -91,20 +76,15 @@ def _labels(settings: StackSettings, task: Task) -> Any:
 
 
 def _live_request(task: Task, text: str, tenant: str) -> orchestrator_pb2.CompletionRequest:
-    messages = [common_pb2.Message(role=common_pb2.ROLE_USER, content=text)]
-    if task.teacher_prompt:
-        messages.insert(0, common_pb2.Message(role=common_pb2.ROLE_SYSTEM, content=task.teacher_prompt))
-    return orchestrator_pb2.CompletionRequest(
-        tenant=tenant,
-        task=task.name,
-        messages=messages,
-        sampling=common_pb2.SamplingParams(temperature=0.0, max_tokens=24),
-        cache=common_pb2.CacheControl(no_cache=True, no_store=True),  # a cache hit is never compared
-    )
+    """The task's request as an application sends it: the teacher's prompt, the task named, no cache (a
+    cache hit is never compared), the router deciding."""
+    request = label.teacher_request(task, text)
+    request.tenant, request.task, request.tier = tenant, task.name, common_pb2.TIER_UNSPECIFIED
+    return request
 
 
 def promote_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
-    task = _task(settings, args.task)
+    task = get_task(settings, args.task)
     if task.state != "shadow":
         raise InvalidInput(f"task {task.name!r} is {task.state}: only a student in shadow can be promoted")
     n, agree = with_store(settings, lambda store: store.shadow(task.name))
@@ -116,15 +96,15 @@ def promote_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
         why = f"live agreement {live:.3f} is below the held-out {held_out:.3f} - {SHADOW_TOLERANCE}"
     else:
         promoted = replace(task, serving_student=task.student, serving_adapter_path=task.adapter_path)
-        _put(settings, promoted.moved_to("serving"))
-        _emit({"task": task.name, "promoted": True, "student": task.student, "shadow_n": n, "shadow_agreement": live})
+        put_task(settings, promoted.moved_to("serving"))
+        emit({"task": task.name, "promoted": True, "student": task.student, "shadow_n": n, "shadow_agreement": live})
         return 0
-    _emit({"task": task.name, "promoted": False, "why": why})
+    emit({"task": task.name, "promoted": False, "why": why})
     return 1
 
 
 def plan_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
-    task = _task(settings, args.task)
+    task = get_task(settings, args.task)
     e = task.evaluation
     if "teacher_usd_per_call" not in e:
         raise InvalidInput(f"task {task.name!r} has no evaluation: `costmesh distill eval` measures per-call costs")
@@ -138,7 +118,7 @@ def plan_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     )
     result = economics.plan(costs, args.calls_per_month)
     print("\n".join(result.lines()))
-    _emit({"task": task.name} | result.as_dict())
+    emit({"task": task.name} | result.as_dict())
     return 0
 
 
@@ -148,28 +128,19 @@ def drift_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
         source = "prometheus"
     else:
         url = args.router_metrics or f"http://127.0.0.1:{settings.metrics_base_port + 1}/metrics"
-        beyond, count = _from_router(url, args.task)
+        beyond, count = drift.router_counts(url, args.task)
         source = "router"
     ratio = beyond / count if count else 0.0
-    drifted = ratio > DRIFT_RATIO and count >= DRIFT_MIN_REQUESTS
-    _emit({"task": args.task, "drifted": drifted, "requests": count, "beyond_p95_ratio": ratio, "source": source})
+    emit(
+        {
+            "task": args.task,
+            "drifted": drift.drifted(beyond, count),
+            "requests": count,
+            "beyond_p95_ratio": ratio,
+            "source": source,
+        }
+    )
     return 0
-
-
-def _from_router(url: str, task: str) -> tuple[float, float]:
-    """Since the router started: requests beyond the training p95, and all the task's measured requests."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
-    beyond = count = 0.0
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.labels.get("task") != task:
-                continue
-            if sample.name == "costmesh_task_beyond_train_p95_total":
-                beyond += sample.value
-            elif sample.name == "costmesh_task_centroid_distance_count":
-                count += sample.value
-    return beyond, count
 
 
 def _from_prometheus(base: str, task: str) -> tuple[float, float]:

@@ -32,6 +32,19 @@ def with_store(settings: StackSettings, work: Callable[[TaskStore], Awaitable[T]
     return asyncio.run(run())
 
 
+def get_task(settings: StackSettings, name: str) -> Task:
+    return with_store(settings, lambda store: store.get(name))
+
+
+def put_task(settings: StackSettings, task: Task) -> Task:
+    return with_store(settings, lambda store: store.put(task))
+
+
+def emit(result: dict[str, object]) -> None:
+    """A command's result: one JSON object, the last line of its stdout (the Airflow DAG reads it)."""
+    print(json.dumps(result), flush=True)
+
+
 def labels_from(path: Path, label_field: str) -> tuple[str, ...]:
     rows = read_source(path, label_field=label_field)
     labels = sorted({row.gold for row in rows if row.gold})
@@ -87,7 +100,9 @@ def list_tasks(args: argparse.Namespace, settings: StackSettings) -> int:
     if args.json:
         print(json.dumps([summary(t) for t in tasks]))
         return 0
-    print(f"{'task':<20}{'state':<12}{'teacher':<9}{'student':<24}{'collect':<9}{'agreement':<11}{'accuracy s/t'}")
+    w = max([20, *(len(t.name) + 2 for t in tasks)])
+    sw = max([24, *(len(t.student) + 2 for t in tasks)])
+    print(f"{'task':<{w}}{'state':<12}{'teacher':<9}{'student':<{sw}}{'collect':<9}{'agreement':<11}accuracy s/t")
     for t in tasks:
         e = t.evaluation
         agreement = f"{100 * e['agreement']:.1f} %" if "agreement" in e else "-"
@@ -97,7 +112,7 @@ def list_tasks(args: argparse.Namespace, settings: StackSettings) -> int:
             else "-"
         )
         collect = "yes" if t.collect else "no"
-        print(f"{t.name:<20}{t.state:<12}{t.teacher_tier:<9}{t.student or '-':<24}{collect:<9}{agreement:<11}{acc}")
+        print(f"{t.name:<{w}}{t.state:<12}{t.teacher_tier:<9}{t.student or '-':<{sw}}{collect:<9}{agreement:<11}{acc}")
     return 0
 
 

@@ -7,16 +7,20 @@ scheduler; its tasks run the `costmesh distill` commands of this checkout (.venv
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as redis
 
 from services.common.meshauth import MESH_TOKEN_ENV
+from services.common.tasks import REGISTRY_KEY
 from tests.e2e.conftest import RunningStack
 from tests.helpers import ROOT, costmesh
 
@@ -92,3 +96,21 @@ def test_the_dag_retrains_a_task_and_promotes_its_student(
     shown = costmesh("tasks", "show", name, "--json")
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["state"] == "serving"
+
+
+@pytest.fixture(autouse=True)
+def forget_tasks(running_stack: RunningStack) -> Iterator[None]:
+    """A promoted student left in the registry would answer later tests' banking questions."""
+    yield
+    settings = running_stack.settings
+
+    async def drop() -> None:
+        client = redis.Redis.from_url(settings.redis_url())
+        names = [n.decode() for n in await client.hkeys(REGISTRY_KEY) if n.startswith(b"e2edistill")]  # type: ignore[misc]
+        if names:
+            await client.hdel(REGISTRY_KEY, *names)  # type: ignore[misc]
+        await client.aclose()
+        for name in names:
+            shutil.rmtree(settings.data_dir / "tasks" / name, ignore_errors=True)
+
+    asyncio.run(drop())

@@ -22,6 +22,7 @@ from tqdm import tqdm
 from costmesh.v1 import common_pb2, inference_pb2
 from services.common.tasks import Task, normalise_answer, student_messages
 from training.distill.data import Row
+from training.distill.label import teacher_request
 
 Generate = Callable[[inference_pb2.GenerateRequest], inference_pb2.GenerateResponse]
 ANSWER_MAX_TOKENS = 24
@@ -61,14 +62,9 @@ def student_call(task: Task, student: str, adapter_path: str, text: str) -> infe
 
 
 def teacher_call(task: Task, text: str) -> inference_pb2.GenerateRequest:
-    messages = [common_pb2.Message(role=common_pb2.ROLE_USER, content=text)]
-    if task.teacher_prompt:
-        messages.insert(0, common_pb2.Message(role=common_pb2.ROLE_SYSTEM, content=task.teacher_prompt))
+    request = teacher_request(task, text)
     return inference_pb2.GenerateRequest(
-        tenant="distill-eval",
-        tier=common_pb2.TIER_LARGE if task.teacher_tier == "large" else common_pb2.TIER_SMALL,
-        messages=messages,
-        sampling=common_pb2.SamplingParams(temperature=0.0, max_tokens=ANSWER_MAX_TOKENS),
+        tenant="distill-eval", tier=request.tier, messages=request.messages, sampling=request.sampling
     )
 
 
