@@ -116,16 +116,23 @@ def list_tasks(args: argparse.Namespace, settings: StackSettings) -> int:
     return 0
 
 
+def delete(args: argparse.Namespace, settings: StackSettings) -> int:
+    if not with_store(settings, lambda store: store.delete(args.name)):
+        raise NotFound(f"no task {args.name!r}")
+    emit({"task": args.name, "deleted": True})
+    return 0
+
+
 def main(args: argparse.Namespace, settings: StackSettings) -> int:
     try:
-        return {"create": create, "list": list_tasks, "show": show}[args.action](args, settings)
+        return {"create": create, "list": list_tasks, "show": show, "delete": delete}[args.action](args, settings)
     except (InvalidInput, NotFound, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    t = sub.add_parser("tasks", help="distillation tasks: `create --name T ...`, `list`, `show T`")
+    t = sub.add_parser("tasks", help="distillation tasks: `create --name T ...`, `list`, `show T`, `delete T`")
     actions = t.add_subparsers(dest="action", required=True)
     c = actions.add_parser("create", help="register a task (state collecting)")
     c.add_argument("--name", required=True)
@@ -140,4 +147,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     s = actions.add_parser("show", help="one task's registry entry and shadow counters")
     s.add_argument("name")
     s.add_argument("--json", action="store_true")
+    d = actions.add_parser("delete", help="forget a task: registry entry, shadow counters, recorded pairs")
+    d.add_argument("name")
     t.set_defaults(fn=main)

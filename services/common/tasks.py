@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import redis.asyncio as redis
 
+from costmesh.v1 import common_pb2, router_pb2
 from services.common.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,12 @@ class TaskStore:
         await self._redis.hset(REGISTRY_KEY, task.name, json.dumps(task.as_dict()))  # type: ignore[misc]
         return task
 
+    async def delete(self, name: str) -> bool:
+        """Forgets a task (its registry entry, shadow counters and recorded pairs); its files stay."""
+        removed = await self._redis.hdel(REGISTRY_KEY, check_name(name))  # type: ignore[misc]
+        await self._redis.delete(SHADOW_PREFIX + name, PAIRS_PREFIX + name)
+        return bool(removed)
+
     async def shadow(self, name: str) -> tuple[int, int]:
         raw = await self._redis.hgetall(SHADOW_PREFIX + name)  # type: ignore[misc]
         return int(raw.get(b"n", 0)), int(raw.get(b"agree", 0))
@@ -155,6 +162,27 @@ class Match:
     task: Task
     assigned: bool  # by nearest centroid (False: the request named it)
     distance: float  # -1 without an embedding or a centroid
+
+
+def match_proto(found: Match) -> router_pb2.TaskMatch:
+    """A match as the router reports it: the task and what its registry entry says about serving it."""
+    task = found.task
+    student, path = task.served_student()
+    shadow = task.state == "shadow"
+    return router_pb2.TaskMatch(
+        name=task.name,
+        assigned=found.assigned,
+        distance=found.distance,
+        state=task.state,
+        student=student,
+        adapter_path=path,
+        instruction=task.instruction,
+        collect=task.collect,
+        teacher_tier=common_pb2.TIER_SMALL if task.teacher_tier == "small" else common_pb2.TIER_LARGE,
+        labels=task.labels,
+        shadow_student=task.student if shadow else "",
+        shadow_adapter_path=task.adapter_path if shadow else "",
+    )
 
 
 class TaskTable:

@@ -15,12 +15,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import numpy as np
 from opentelemetry import trace
 
 from costmesh.v1 import cache_pb2, common_pb2, inference_pb2, orchestrator_pb2
 from services.common.embedding import Embedder
 from services.common.errors import BudgetExceeded, InvalidInput
-from services.common.tasks import TaskTable
+from services.common.tasks import TaskTable, match_proto
 from services.orchestrator import ledger
 from services.orchestrator.cascade import Cascade, mark_escalated
 from services.orchestrator.distill import TaskRecorder, student_request, task_plan
@@ -114,6 +115,17 @@ class Pipeline:
             raise BudgetExceeded("the model stream ended without a final response")
         yield orchestrator_pb2.CompletionChunk(final=await self._finish(request, prepared, plan, final, deadline))
 
+    def _task_without_router(self, request: orchestrator_pb2.CompletionRequest, prepared: Prepared) -> None:
+        """A router that missed its budget matched no task: the orchestrator's own snapshot does (the same
+        rule, without the router's drift metrics), so a task's requests keep their student under load."""
+        route = prepared.route
+        assert route is not None
+        if route.HasField("task") or not route.decision.fell_back or self._tasks is None:
+            return
+        found = self._tasks.match(request.task, np.asarray(prepared.embedding.values, dtype=np.float32))
+        if found is not None:
+            route.task.CopyFrom(match_proto(found))
+
     def _check_task(self, request: orchestrator_pb2.CompletionRequest) -> None:
         if request.task and self._tasks is not None and request.task not in self._tasks.tasks:
             raise InvalidInput(f"unknown task {request.task[:64]!r}; `costmesh tasks list` shows the tasks")
@@ -130,6 +142,7 @@ class Pipeline:
         """Decided once, after routing: the tier to call and whether its answer is judged."""
         assert prepared.route is not None and prepared.generate is not None  # a cache miss
         cascade = self._cascade is not None
+        self._task_without_router(request, prepared)
         plan = task_plan(make_plan(prepared.route, cascade), prepared.route, request, cascade)
         prepared.generate.tier = plan.tier
         if prepared.route.HasField("task"):

@@ -12,8 +12,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from costmesh.v1 import router_pb2
-from services.common.contracts import TIERS_BY_NAME
-from services.common.tasks import Match, TaskTable
+from services.common.tasks import Match, TaskTable, match_proto
 
 DISTANCE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))  # cosine distance, 0.05 .. 1.0
 LIVE_CENTROID_WEIGHT = 0.01  # each request's share of the live centroid: about the last 100 requests
@@ -77,23 +76,7 @@ class TaskRouting:
         if found is None:
             return None
         self._observe(found, vector)
-        task = found.task
-        student, path = task.served_student()
-        shadow = task.state == "shadow"
-        return router_pb2.TaskMatch(
-            name=task.name,
-            assigned=found.assigned,
-            distance=found.distance,
-            state=task.state,
-            student=student,
-            adapter_path=path,
-            instruction=task.instruction,
-            collect=task.collect,
-            teacher_tier=TIERS_BY_NAME.get(task.teacher_tier, TIERS_BY_NAME["large"]),
-            labels=task.labels,
-            shadow_student=task.student if shadow else "",
-            shadow_adapter_path=task.adapter_path if shadow else "",
-        )
+        return match_proto(found)
 
     def _observe(self, found: Match, vector: np.ndarray) -> None:
         task = found.task

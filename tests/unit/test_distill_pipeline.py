@@ -195,3 +195,40 @@ async def test_a_named_task_the_registry_does_not_have_is_the_callers_error() ->
     with pytest.raises(InvalidInput, match="unknown task 'cards'"):
         await pipeline.complete(ask(task="cards"), 30)
     assert (await pipeline.complete(ask(task="bank"), 30)).route.task == "bank"
+
+
+async def test_a_router_that_missed_its_budget_does_not_cost_a_task_its_student() -> None:
+    gen = generator()
+    stages = FakeStages(
+        route_response=router_pb2.RouteResponse(
+            decision=common_pb2.RouteDecision(tier=LARGE, classifier="default", fell_back=True)
+        )
+    )
+    table = TaskTable(None)
+    table.load(
+        [
+            Task(
+                name="bank",
+                instruction="Classify.",
+                labels=tuple(LABELS),
+                state="serving",
+                student="bank-v1",
+                adapter_path="/a/bank-v1",
+            )
+        ]
+    )
+    pipeline = Pipeline(
+        stages,
+        gen,
+        Budgets(router_s=1.0, assess_s=1.0),
+        LARGE,
+        OrchestratorMetrics(CollectorRegistry()),
+        None,
+        EscalationPolicy(),
+        QualityTarget(1.0),
+        None,
+        None,
+        table,
+    )
+    response = await pipeline.complete(ask(task="bank"), 30)
+    assert response.route.student and response.model == "bank-v1" and response.route.task == "bank"
