@@ -28,6 +28,7 @@ from services.common.tasks import Task
 from training.distill import data, drift, economics, label
 
 SHADOW_TOLERANCE = 0.05  # live agreement may fall this far below the held-out agreement
+SNAPSHOT_REFRESH_S = 6.0  # the services' registry snapshots refresh every 5 s (COSTMESH_ROUTER_TASKS_REFRESH_S)
 
 
 def gate_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -56,6 +57,9 @@ def shadow_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     task = get_task(settings, args.task)
     if task.state != "shadow":
         raise InvalidInput(f"task {task.name!r} is {task.state}, not in shadow: `costmesh distill gate` first")
+    # The router and the orchestrator see the new state on their next registry refresh (every 5 s):
+    # requests sent before that are answered as before and never compared.
+    time.sleep(max(0.0, task.updated_s + SNAPSHOT_REFRESH_S - time.time()))
     before, _ = with_store(settings, lambda store: store.shadow(task.name))
     rows = data.spread(list(data.labelled(data.read_rows(_labels(settings, task)), "test")), args.replay)
     stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.insecure_channel(f"127.0.0.1:{settings.orchestrator_port}"))

@@ -95,7 +95,10 @@ def test_the_dag_retrains_a_task_and_promotes_its_student(
 
     shown = costmesh("tasks", "show", name, "--json")
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["state"] == "serving"
+    shown_task = json.loads(shown.stdout)
+    assert shown_task["state"] == "serving"
+    # Every replayed request was compared live: the shadow step waits for the services to see its state.
+    assert shown_task["shadow_n"] >= CONF["shadow_replay"], shown_task
 
 
 @pytest.fixture(autouse=True)
