@@ -18,9 +18,8 @@ import grpc
 from costmesh.v1 import batch_pb2_grpc, inference_pb2, inference_pb2_grpc
 from launcher.settings import ROOT, StackSettings
 from services.cli import distill_ops
-from services.cli.ask import auth_metadata
 from services.cli.keys import DEMO_TENANT, caller_key
-from services.cli.tasks import emit, get_task, put_task, with_store
+from services.cli.tasks import emit, get_task, operator_channel, put_task, with_store
 from services.common.embedding import load_minilm
 from services.common.errors import InvalidInput, NotFound
 from services.common.interceptors import blocking_channel
@@ -44,9 +43,9 @@ def label_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     if args.split != "auto":  # the source is a data set's own train or test file
         source = [replace(row, split=args.split) for row in source]
     todo = data.spread([r for r in source if r.text not in done], args.limit)
-    key = caller_key(settings, args.key)
-    stub = batch_pb2_grpc.BatchStub(grpc.insecure_channel(f"127.0.0.1:{settings.batch_port}"))
-    result = label.label(stub, auth_metadata(key), args.tenant, task, todo) if todo else label.Labelled([], 0, 0.0, [])
+    channel, metadata = operator_channel(settings, f"127.0.0.1:{settings.batch_port}", caller_key(settings, args.key))
+    stub = batch_pb2_grpc.BatchStub(channel)
+    result = label.label(stub, metadata, args.tenant, task, todo) if todo else label.Labelled([], 0, 0.0, [])
     data.write_rows(path, data.merge(existing, result.rows))
     put_task(settings, replace(task, labelling_usd=task.labelling_usd + result.cost_usd))
     emit(

@@ -16,13 +16,10 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-import grpc
-
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from launcher.settings import StackSettings
-from services.cli.ask import auth_metadata
 from services.cli.keys import DEMO_TENANT, caller_key
-from services.cli.tasks import emit, get_task, put_task, with_store
+from services.cli.tasks import emit, get_task, operator_channel, put_task, with_store
 from services.common.errors import InvalidInput
 from services.common.tasks import Task
 from training.distill import data, drift, economics, label
@@ -62,8 +59,9 @@ def shadow_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     time.sleep(max(0.0, task.updated_s + SNAPSHOT_REFRESH_S - time.time()))
     before, _ = with_store(settings, lambda store: store.shadow(task.name))
     rows = data.spread(list(data.labelled(data.read_rows(_labels(settings, task)), "test")), args.replay)
-    stub = orchestrator_pb2_grpc.OrchestratorStub(grpc.insecure_channel(f"127.0.0.1:{settings.orchestrator_port}"))
-    metadata = auth_metadata(caller_key(settings, args.key))
+    address = f"127.0.0.1:{settings.orchestrator_port}"
+    channel, metadata = operator_channel(settings, address, caller_key(settings, args.key))
+    stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
     for row in rows:
         stub.Complete(_live_request(task, row.text, args.tenant), timeout=300, metadata=metadata)
     deadline = time.monotonic() + args.wait_s

@@ -10,10 +10,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+import grpc
 import redis.asyncio as redis
 
 from launcher.settings import StackSettings
+from services.cli.ask import auth_metadata
 from services.common.errors import InvalidInput, NotFound
+from services.common.interceptors import blocking_channel
 from services.common.tasks import Task, TaskStore, check_name
 from training.distill.data import read_source
 
@@ -43,6 +46,17 @@ def put_task(settings: StackSettings, task: Task) -> Task:
 def emit(result: dict[str, object]) -> None:
     """A command's result: one JSON object, the last line of its stdout (the Airflow DAG reads it)."""
     print(json.dumps(result), flush=True)
+
+
+def operator_channel(
+    settings: StackSettings, address: str, key: str
+) -> tuple[grpc.Channel, tuple[tuple[str, str], ...]]:
+    """How the distill commands reach the orchestrator and the batch lane: with the caller's API key when
+    there is one (--key, $COSTMESH_API_KEY, the demo key), else as an operator's tool with the stack's
+    mesh token (which names its tenant; no key's budget applies)."""
+    if key:
+        return grpc.insecure_channel(address), auth_metadata(key)
+    return blocking_channel(address, settings.mesh_token()), ()
 
 
 def labels_from(path: Path, label_field: str) -> tuple[str, ...]:
