@@ -1,4 +1,5 @@
-"""Distillation: a LoRA adapter for the small model, fine-tuned on a teacher's answers (`costmesh distill train`).
+"""Distillation: students (LoRA adapters on the small model) fitted to a teacher's answers (`costmesh distill`).
 
-`train.py` runs in the training environment (.venv-train: torch, transformers, peft); `curve.py` is pure.
+`train.py` runs in the training environment (.venv-train: torch, transformers, peft) and imports nothing of
+costmesh but `curve.py`, which is pure.
 """

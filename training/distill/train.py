@@ -10,8 +10,12 @@ Each line of LABELS.jsonl is {"messages": [{"role": "system"|"user", "content": 
 The prompt is the base tokenizer's chat template with the generation prompt; the loss is on the completion
 tokens and the end-of-turn token only. RUN_DIR gets adapter/ (peft: adapter_config.json +
 adapter_model.safetensors, rank <= 16 on the projections vLLM serves LoRA on), loss.svg and train.json; the
-last stdout line is train.json's summary without the per-step losses. ~2k short classification examples
-train in ~10 minutes per epoch on two cores.
+last stdout line is train.json's summary without the per-step losses.
+
+Measured on two idle cores (AMD EPYC, AVX-512), 2,000 banking77 messages with a one-line instruction
+(~54 tokens a prompt, ~5 an answer): 5.5 minutes for one epoch, 9.5 for the default two, loading included;
+the student then names 73 % of 100 held-out intents (60 % after one epoch; the base 0 %). With model
+servers busy on the same cores a step takes 2-6 times as long.
 """
 
 from __future__ import annotations
