@@ -30,7 +30,7 @@ from costmesh.v1 import common_pb2, router_pb2, router_pb2_grpc
 from launcher.settings import ROOT, StackSettings
 from services.common.embedding import load_minilm
 from services.common.interceptors import blocking_channel
-from training.distill import drift
+from training.distill import data, drift
 
 DATA = ROOT / "bench" / "data"
 INSTRUCTION = "Classify the banking customer's message into its intent. Answer with the intent name only."
@@ -141,10 +141,7 @@ def main(argv: list[str]) -> int:
     emit({"step": "train"} | trained)
     report = costmesh("distill", "eval", "--task", task)
     emit({"step": "eval"} | report)
-    labelled = {
-        json.loads(line)["text"]
-        for line in (settings.data_dir / "tasks" / task / "labels.jsonl").read_text().splitlines()
-    }
+    labelled = {row.text for row in data.read_rows(data.labels_file(settings.data_dir, task))}
     quiet = stream_share(settings, task, banking_test(args.drift_n, args.seed, labelled))
     shifted = stream_share(settings, task, clinc_queries(args.drift_n, args.seed))
     emit({"step": "drift", "banking77_held_out": quiet, "clinc150_as_banking": shifted})

@@ -31,7 +31,7 @@ EVAL_TIMEOUT_S = 300.0  # one CPU-served call, the first one loading the adapter
 
 
 def labels_path(settings: StackSettings, task: str) -> Path:
-    return data.task_dir(settings.data_dir, task) / "labels.jsonl"
+    return data.labels_file(settings.data_dir, task)
 
 
 def label_cmd(args: argparse.Namespace, settings: StackSettings) -> int:

@@ -14,7 +14,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from launcher.settings import StackSettings
@@ -58,7 +57,9 @@ def shadow_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
     # requests sent before that are answered as before and never compared.
     time.sleep(max(0.0, task.updated_s + SNAPSHOT_REFRESH_S - time.time()))
     before, _ = with_store(settings, lambda store: store.shadow(task.name))
-    rows = data.spread(list(data.labelled(data.read_rows(_labels(settings, task)), "test")), args.replay)
+    rows = data.spread(
+        list(data.labelled(data.read_rows(data.labels_file(settings.data_dir, task.name)), "test")), args.replay
+    )
     address = f"127.0.0.1:{settings.orchestrator_port}"
     channel, metadata = operator_channel(settings, address, caller_key(settings, args.key))
     stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
@@ -71,10 +72,6 @@ def shadow_cmd(args: argparse.Namespace, settings: StackSettings) -> int:
         n, agree = with_store(settings, lambda store: store.shadow(task.name))
     emit({"task": task.name, "replayed": len(rows), "shadow_n": n, "shadow_agreement": agree / n if n else None})
     return 0
-
-
-def _labels(settings: StackSettings, task: Task) -> Any:
-    return data.task_dir(settings.data_dir, task.name) / "labels.jsonl"
 
 
 def _live_request(task: Task, text: str, tenant: str) -> orchestrator_pb2.CompletionRequest:

@@ -26,6 +26,7 @@ import numpy as np
 import redis.asyncio as redis
 
 from costmesh.v1 import common_pb2, router_pb2
+from services.common.contracts import TIERS_BY_NAME, to_messages
 from services.common.errors import InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -104,6 +105,11 @@ def student_messages(instruction: str, user_text: str) -> list[dict[str, str]]:
     return [{"role": "system", "content": instruction}, {"role": "user", "content": user_text}]
 
 
+def student_prompt(instruction: str, user_text: str) -> list[common_pb2.Message]:
+    """student_messages as the mesh sends them."""
+    return to_messages((m["role"], m["content"]) for m in student_messages(instruction, user_text))
+
+
 def normalise_answer(text: str) -> str:
     """The form two answers are compared in (agreement, gold accuracy): case, spaces and end punctuation."""
     return " ".join(text.strip().strip(".").lower().split())
@@ -178,7 +184,7 @@ def match_proto(found: Match) -> router_pb2.TaskMatch:
         adapter_path=path,
         instruction=task.instruction,
         collect=task.collect,
-        teacher_tier=common_pb2.TIER_SMALL if task.teacher_tier == "small" else common_pb2.TIER_LARGE,
+        teacher_tier=TIERS_BY_NAME.get(task.teacher_tier, common_pb2.TIER_LARGE),
         labels=task.labels,
         shadow_student=task.student if shadow else "",
         shadow_adapter_path=task.adapter_path if shadow else "",
@@ -197,13 +203,18 @@ class TaskTable:
         self._assign_margin = assign_margin
         self._tasks: dict[str, Task] = {}
         self._centroids: tuple[list[str], np.ndarray] = ([], np.zeros((0, 0), dtype=np.float32))
+        self._unit: dict[str, np.ndarray] = {}  # task -> its unit centroid, computed once per refresh
 
     @property
     def tasks(self) -> dict[str, Task]:
         return dict(self._tasks)
 
+    def __contains__(self, name: str) -> bool:
+        return name in self._tasks
+
     def load(self, tasks: list[Task]) -> None:
         self._tasks = {t.name: t for t in tasks}
+        self._unit = {t.name: _unit(np.asarray(t.centroid, dtype=np.float32)) for t in tasks if t.centroid}
         with_centroid = [t for t in tasks if t.centroid]
         dims = {len(t.centroid) for t in with_centroid}
         if len(dims) > 1:
@@ -212,9 +223,7 @@ class TaskTable:
         if not with_centroid:
             self._centroids = ([], np.zeros((0, 0), dtype=np.float32))
             return
-        matrix = np.asarray([t.centroid for t in with_centroid], dtype=np.float32)
-        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-        self._centroids = ([t.name for t in with_centroid], matrix / np.maximum(norms, 1e-12))
+        self._centroids = ([t.name for t in with_centroid], np.stack([self._unit[t.name] for t in with_centroid]))
 
     async def refresh(self) -> None:
         if self._store is not None:
@@ -228,12 +237,13 @@ class TaskTable:
         except Exception as exc:
             log.warning("task registry refresh failed (kept the last snapshot): %s", exc)
 
-    def distance(self, task: Task, embedding: np.ndarray) -> float:
-        if not task.centroid or embedding.size != len(task.centroid):
+    def distance(self, task: Task, vector: np.ndarray) -> float:
+        """Cosine distance of a vector (an embedding, a moving centroid) to the task's training centroid;
+        -1 when the task has none or the sizes differ."""
+        centroid = self._unit.get(task.name)
+        if centroid is None or vector.size != centroid.size:
             return -1.0
-        centroid = np.asarray(task.centroid, dtype=np.float32)
-        cos = float(embedding @ centroid) / max(float(np.linalg.norm(embedding) * np.linalg.norm(centroid)), 1e-12)
-        return 1.0 - cos
+        return 1.0 - float(_unit(vector) @ centroid)
 
     def match(self, named: str, embedding: np.ndarray) -> Match | None:
         """The request's task, or None (a named task this snapshot does not have is None too: the
@@ -244,10 +254,13 @@ class TaskTable:
         names, matrix = self._centroids
         if not names or embedding.size != matrix.shape[1]:
             return None
-        unit = embedding / max(float(np.linalg.norm(embedding)), 1e-12)
-        distances = 1.0 - matrix @ unit
+        distances = 1.0 - matrix @ _unit(embedding)
         best = int(np.argmin(distances))
         task = self._tasks[names[best]]
         if distances[best] > task.train_distance_p95 * self._assign_margin:
             return None
         return Match(task, assigned=True, distance=float(distances[best]))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return np.asarray(vector / max(float(np.linalg.norm(vector)), 1e-12), dtype=np.float32)

@@ -23,7 +23,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2, router_pb2
-from services.common.tasks import TaskStore, normalise_answer, student_messages
+from services.common.contracts import role_pairs
+from services.common.tasks import TaskStore, normalise_answer, student_prompt
 from services.common.tokens import count_messages
 from services.orchestrator.plan import Plan
 from services.orchestrator.stages import Generator
@@ -72,12 +73,10 @@ def student_request(
     student = inference_pb2.GenerateRequest()
     student.CopyFrom(generate)
     del student.messages[:]
-    for message in student_messages(instruction, request.messages[-1].content):
-        role = common_pb2.ROLE_SYSTEM if message["role"] == "system" else common_pb2.ROLE_USER
-        student.messages.add(role=role, content=message["content"])
+    student.messages.extend(student_prompt(instruction, request.messages[-1].content))
     student.tier = common_pb2.TIER_SMALL
     student.adapter, student.adapter_path = adapter, path
-    dropped = count_messages(_pairs(generate.messages)) - count_messages(_pairs(student.messages))
+    dropped = count_messages(role_pairs(generate.messages)) - count_messages(role_pairs(student.messages))
     if dropped > 0:
         student.removed_tokens["distillation"] = dropped
     return student
@@ -88,10 +87,6 @@ def label_problem(answer: str, labels: Sequence[str]) -> str:
     if not labels or normalise_answer(answer) in {normalise_answer(label) for label in labels}:
         return ""
     return f"{answer.strip()[:60]!r} is not one of the task's {len(labels)} labels"
-
-
-def _pairs(messages: Sequence[common_pb2.Message]) -> list[tuple[str, str]]:
-    return [(common_pb2.Role.Name(m.role), m.content) for m in messages]
 
 
 class DistillMetrics:

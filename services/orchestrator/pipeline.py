@@ -127,7 +127,7 @@ class Pipeline:
             route.task.CopyFrom(match_proto(found))
 
     def _check_task(self, request: orchestrator_pb2.CompletionRequest) -> None:
-        if request.task and self._tasks is not None and request.task not in self._tasks.tasks:
+        if request.task and self._tasks is not None and request.task not in self._tasks:
             raise InvalidInput(f"unknown task {request.task[:64]!r}; `costmesh tasks list` shows the tasks")
 
     def _served_hit(

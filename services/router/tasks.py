@@ -90,6 +90,4 @@ class TaskRouting:
         live = self._live.get(task.name)
         live = unit if live is None else (1 - LIVE_CENTROID_WEIGHT) * live + LIVE_CENTROID_WEIGHT * unit
         self._live[task.name] = live
-        centroid = np.asarray(task.centroid, dtype=np.float32)
-        cos = float(live @ centroid) / max(float(np.linalg.norm(live) * np.linalg.norm(centroid)), 1e-12)
-        self._metrics.live_shift.labels(task.name).set(1.0 - cos)
+        self._metrics.live_shift.labels(task.name).set(self._table.distance(task, live))

@@ -71,13 +71,18 @@ def match(**fields: object) -> router_pb2.TaskMatch:
 
 
 def build(
-    gen: FakeGenerator, task: router_pb2.TaskMatch, store: MemoryStore | None = None, tier: int = SMALL
+    gen: FakeGenerator,
+    task: router_pb2.TaskMatch | None,
+    store: MemoryStore | None = None,
+    tier: int = SMALL,
+    route: router_pb2.RouteResponse | None = None,
+    tasks: TaskTable | None = None,
 ) -> Pipeline:
-    stages = FakeStages(
-        route_response=router_pb2.RouteResponse(
-            decision=common_pb2.RouteDecision(tier=tier, classifier="rules", reason="routed"), task=task
-        )
+    """The pipeline with the router answering `route`, by default a route to `tier` matching `task`."""
+    route = route or router_pb2.RouteResponse(
+        decision=common_pb2.RouteDecision(tier=tier, classifier="rules", reason="routed"), task=task
     )
+    stages = FakeStages(route_response=route)
     recorder = TaskRecorder(store, gen, DistillMetrics(CollectorRegistry()), mask_pii) if store else None  # type: ignore[arg-type]
     return Pipeline(
         stages,
@@ -90,6 +95,7 @@ def build(
         QualityTarget(1.0),
         None,
         recorder,
+        tasks,
     )
 
 
@@ -190,8 +196,7 @@ async def test_a_named_task_the_registry_does_not_have_is_the_callers_error() ->
     gen = generator()
     table = TaskTable(None)
     table.load([Task(name="bank", instruction="Classify.")])
-    pipeline = build(gen, match())
-    pipeline._tasks = table  # the server wires it; here the check alone is under test
+    pipeline = build(gen, match(), tasks=table)
     with pytest.raises(InvalidInput, match="unknown task 'cards'"):
         await pipeline.complete(ask(task="cards"), 30)
     assert (await pipeline.complete(ask(task="bank"), 30)).route.task == "bank"
@@ -199,10 +204,8 @@ async def test_a_named_task_the_registry_does_not_have_is_the_callers_error() ->
 
 async def test_a_router_that_missed_its_budget_does_not_cost_a_task_its_student() -> None:
     gen = generator()
-    stages = FakeStages(
-        route_response=router_pb2.RouteResponse(
-            decision=common_pb2.RouteDecision(tier=LARGE, classifier="default", fell_back=True)
-        )
+    fell_back = router_pb2.RouteResponse(
+        decision=common_pb2.RouteDecision(tier=LARGE, classifier="default", fell_back=True)
     )
     table = TaskTable(None)
     table.load(
@@ -217,18 +220,6 @@ async def test_a_router_that_missed_its_budget_does_not_cost_a_task_its_student(
             )
         ]
     )
-    pipeline = Pipeline(
-        stages,
-        gen,
-        Budgets(router_s=1.0, assess_s=1.0),
-        LARGE,
-        OrchestratorMetrics(CollectorRegistry()),
-        None,
-        EscalationPolicy(),
-        QualityTarget(1.0),
-        None,
-        None,
-        table,
-    )
+    pipeline = build(gen, None, route=fell_back, tasks=table)
     response = await pipeline.complete(ask(task="bank"), 30)
     assert response.route.student and response.model == "bank-v1" and response.route.task == "bank"

@@ -41,6 +41,10 @@ def task_dir(data_dir: Path, task: str) -> Path:
     return data_dir / "tasks" / task
 
 
+def labels_file(data_dir: Path, task: str) -> Path:
+    return task_dir(data_dir, task) / "labels.jsonl"
+
+
 def read_source(path: Path, text_field: str = "text", label_field: str = "") -> list[Row]:
     """Inputs to label: CSV with a header, or JSONL objects. `label_field` names a gold label column
     (banking77's is `category`); empty: look for `label`, then `category`, else no gold."""

@@ -20,7 +20,7 @@ from typing import Any
 from tqdm import tqdm
 
 from costmesh.v1 import common_pb2, inference_pb2
-from services.common.tasks import Task, normalise_answer, student_messages
+from services.common.tasks import Task, normalise_answer, student_prompt
 from training.distill.data import Row
 from training.distill.label import teacher_request
 
@@ -45,16 +45,10 @@ def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def student_call(task: Task, student: str, adapter_path: str, text: str) -> inference_pb2.GenerateRequest:
-    messages = [
-        common_pb2.Message(
-            role=common_pb2.ROLE_SYSTEM if m["role"] == "system" else common_pb2.ROLE_USER, content=m["content"]
-        )
-        for m in student_messages(task.instruction, text)
-    ]
     return inference_pb2.GenerateRequest(
         tenant="distill-eval",
         tier=common_pb2.TIER_SMALL,
-        messages=messages,
+        messages=student_prompt(task.instruction, text),
         sampling=common_pb2.SamplingParams(temperature=0.0, max_tokens=ANSWER_MAX_TOKENS),
         adapter=student,
         adapter_path=adapter_path,
