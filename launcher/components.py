@@ -298,6 +298,8 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}LARGE_MODEL"] = s.large_model
         env[f"{prefix}STUDENT_BACKENDS"] = f"vllm=http://127.0.0.1:{s.students_model_port}/v1"
         env[f"{prefix}STUDENT_MODEL"] = s.small_model
+    if name == "inference":
+        env[f"{prefix}LIMITS_REDIS_URL"] = s.redis_url()  # one lane quota however many replicas run
     if name == "inference" and s.openai_api_key:
         env[f"{prefix}SMALL_BACKENDS"] = "openai="
         env[f"{prefix}LARGE_BACKENDS"] = "openai="

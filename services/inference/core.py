@@ -52,6 +52,11 @@ class InferenceMetrics:
             ["lane", "tier"],
             registry=registry,
         )
+        self.limits_local = Counter(
+            "costmesh_lane_limits_local_fallback",
+            "Rate-limit checks this replica decided alone: the shared buckets in Redis were unreachable",
+            registry=registry,
+        )
         self.circuit_open = Gauge(
             "costmesh_backend_circuit_open",
             "1 while a backend's circuit is open",
@@ -173,7 +178,7 @@ class InferenceCore:
             self._metrics.fallbacks.labels(tier.value, backend.name).inc()
         return self._priced(tier, completion, backend.name, removed_tokens, index > 0, lane)
 
-    def _admit(self, tier: Tier, prompt: ChatPrompt, lane: str) -> ChatPrompt:
+    async def _admit(self, tier: Tier, prompt: ChatPrompt, lane: str) -> ChatPrompt:
         """Charges the lane's rate limits (one request, and the prompt plus the most it may generate);
         the prompt back with the lane's scheduling priority."""
         try:
@@ -182,7 +187,7 @@ class InferenceCore:
             # Counting the prompt's tokens is only worth it where a bucket charges them.
             if self._limiter.limits(lane, tier.value):
                 tokens = count_messages([(m.role, m.content) for m in prompt.messages]) + prompt.sampling.max_tokens
-                self._limiter.acquire(lane, tier.value, tokens)
+                await self._limiter.acquire(lane, tier.value, tokens)
         except RateLimited:
             self._metrics.rate_limited.labels(lane, tier.value).inc()
             raise
@@ -214,7 +219,8 @@ class InferenceCore:
     ) -> GenerateResult:
         self._tier(tier)  # an unknown tier fails before anything is counted
         with self._in_flight(tier, lane):
-            return await self._generate(tier, self._admit(tier, prompt, lane), timeout_s, removed_tokens, lane)
+            admitted = await self._admit(tier, prompt, lane)
+            return await self._generate(tier, admitted, timeout_s, removed_tokens, lane)
 
     async def _generate(
         self, tier: Tier, prompt: ChatPrompt, timeout_s: float, removed_tokens: Mapping[str, int] | None, lane: str
@@ -250,7 +256,8 @@ class InferenceCore:
         """Deltas, then one GenerateResult. Falls over to the next backend only before the first delta."""
         self._tier(tier)
         with self._in_flight(tier, lane):
-            async for item in self._stream(tier, self._admit(tier, prompt, lane), timeout_s, removed_tokens, lane):
+            admitted = await self._admit(tier, prompt, lane)
+            async for item in self._stream(tier, admitted, timeout_s, removed_tokens, lane):
                 yield item
 
     async def _stream(
@@ -287,6 +294,7 @@ class InferenceCore:
         return True
 
     async def close(self) -> None:
+        await self._limiter.close()
         for batch_api in self._batch_apis.values():
             await batch_api.close()
         for config in self._tiers.values():

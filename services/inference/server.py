@@ -11,7 +11,8 @@ from services.inference.backends.registry import make_backend
 from services.inference.batch_api import BatchApiCollector
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
 from services.inference.domain import Tier
-from services.inference.limits import LaneLimit, LaneLimiter
+from services.inference.limits import Buckets, LaneLimit, LaneLimiter, LocalBuckets
+from services.inference.limits_redis import RedisBuckets
 from services.inference.pricing import DEFAULT_PRICES, Price
 from services.inference.servicer import InferenceServicer
 from services.inference.settings import InferenceSettings
@@ -45,13 +46,19 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
                     )
     prices = DEFAULT_PRICES | {name: Price(**row.model_dump()) for name, row in settings.prices.items()}
     limits = {key: LaneLimit(rpm, tpm) for key, (rpm, tpm) in settings.lane_limit_table().items()}
+    # Shared buckets when there is a Redis to share: N replicas then grant one quota, not N.
+    buckets: Buckets = (
+        RedisBuckets.from_url(settings.limits_redis_url, settings.lane_burst_s, metrics.limits_local.inc)
+        if settings.limits_redis_url
+        else LocalBuckets(burst_s=settings.lane_burst_s)
+    )
     return InferenceCore(
         tiers,
         metrics,
         prices,
         settings.breaker_failures,
         settings.breaker_cooldown_s,
-        LaneLimiter(limits, burst_s=settings.lane_burst_s),
+        LaneLimiter(limits, buckets=buckets),
         batch_apis,
         settings.batch_yield_s,
     )

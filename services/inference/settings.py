@@ -63,6 +63,9 @@ class InferenceSettings(ServiceSettings):
     # How many seconds of quota an idle lane may spend at once. Short keeps a batch flood from starting
     # with a burst that queues ahead of real-time requests.
     lane_burst_s: float = Field(default=10.0, gt=0)
+    # Where the lane buckets live: a Redis URL shares one quota among every inference replica (`costmesh up`
+    # sets the stack's); empty keeps them in this process, right only for a single replica.
+    limits_redis_url: str = ""
     # Batch-lane calls wait while the tier served real-time calls in the last this many seconds (0: off):
     # batch work fills idle capacity instead of sharing the engine with real-time requests.
     batch_yield_s: float = Field(default=1.0, ge=0)

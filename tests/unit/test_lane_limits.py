@@ -24,27 +24,27 @@ def test_bucket_refills_continuously_up_to_a_minutes_worth() -> None:
     assert bucket.wait_s(61) == 0  # capped at capacity: a huge request waits for a full bucket, not forever
 
 
-def test_batch_flood_never_spends_the_realtime_quota() -> None:
+async def test_batch_flood_never_spends_the_realtime_quota() -> None:
     clock = Clock()
     limiter = LaneLimiter(
         {("batch", "large"): LaneLimit(2, 10_000), ("realtime", "large"): LaneLimit(100, 100_000)}, clock
     )
-    limiter.acquire("batch", "large", 100)
-    limiter.acquire("batch", "large", 100)
+    await limiter.acquire("batch", "large", 100)
+    await limiter.acquire("batch", "large", 100)
     with pytest.raises(RateLimited, match=r"batch lane is over its large-tier rate limit; retry in 30\.0s"):
-        limiter.acquire("batch", "large", 100)
+        await limiter.acquire("batch", "large", 100)
     for _ in range(50):  # real time is untouched by the exhausted batch lane
-        limiter.acquire("realtime", "large", 1000)
-    limiter.acquire("batch", "small", 10**9)  # no row: not limited
+        await limiter.acquire("realtime", "large", 1000)
+    await limiter.acquire("batch", "small", 10**9)  # no row: not limited
 
 
-def test_token_limit_applies_too_and_a_refusal_takes_nothing() -> None:
+async def test_token_limit_applies_too_and_a_refusal_takes_nothing() -> None:
     clock = Clock()
     limiter = LaneLimiter({("batch", "small"): LaneLimit(100, 600)}, clock)
-    limiter.acquire("batch", "small", 500)
+    await limiter.acquire("batch", "small", 500)
     with pytest.raises(RateLimited):
-        limiter.acquire("batch", "small", 200)
-    limiter.acquire("batch", "small", 100)  # the refused request consumed nothing
+        await limiter.acquire("batch", "small", 200)
+    await limiter.acquire("batch", "small", 100)  # the refused request consumed nothing
 
 
 def test_lane_limits_from_settings() -> None:
@@ -55,12 +55,12 @@ def test_lane_limits_from_settings() -> None:
         InferenceSettings(lane_limits={"bulk": {}}).lane_limit_table()
 
 
-def test_burst_is_bounded_by_burst_seconds() -> None:
+async def test_burst_is_bounded_by_burst_seconds() -> None:
     clock = Clock()
     limiter = LaneLimiter({("batch", "small"): LaneLimit(60, 10**6)}, clock, burst_s=5)
     for _ in range(5):  # five seconds' worth at one a second
-        limiter.acquire("batch", "small", 1)
+        await limiter.acquire("batch", "small", 1)
     with pytest.raises(RateLimited):
-        limiter.acquire("batch", "small", 1)
+        await limiter.acquire("batch", "small", 1)
     clock.now = 1.0
-    limiter.acquire("batch", "small", 1)
+    await limiter.acquire("batch", "small", 1)
