@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, cascade, compress, distill, lanes, load, mesh, overhead, prefix, prune, router
+from bench import cache, capacity, cascade, compress, distill, lanes, load, mesh, overhead, prefix, prune, router
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
     "overhead": overhead.main,
     "cache": cache.main,
+    "capacity": capacity.main,
     "compress": compress.main,
     "lanes": lanes.main,
     "load": load.main,
