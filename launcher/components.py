@@ -300,6 +300,9 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}STUDENT_MODEL"] = s.small_model
     if name == "inference":
         env[f"{prefix}LIMITS_REDIS_URL"] = s.redis_url()  # one lane quota however many replicas run
+        # Embeddings: OpenAI's with OpenAI tiers, else the MiniLM the orchestrator embeds requests with.
+        local = f"local={s.models_dir / 'all-minilm-l6-v2'}"
+        env[f"{prefix}EMBEDDING_BACKEND"] = "openai=" if s.openai_api_key else local
     if name == "inference" and s.openai_api_key:
         env[f"{prefix}SMALL_BACKENDS"] = "openai="
         env[f"{prefix}LARGE_BACKENDS"] = "openai="

@@ -51,6 +51,11 @@ class OnnxMiniLM:
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding()
 
+    def token_counts(self, texts: Sequence[str]) -> list[tuple[int, bool]]:
+        """Per text: the tokens it is embedded as ([CLS] and [SEP] included, at most MAX_TOKENS), and whether
+        it was cut to MAX_TOKENS to get there."""
+        return [(sum(e.attention_mask), bool(e.overflowing)) for e in self._tokenizer.encode_batch(list(texts))]
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)

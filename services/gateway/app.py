@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from services.gateway import batches, chat
+from services.gateway import batches, chat, embeddings
 from services.gateway.context import gateway_of
 from services.gateway.errors import ApiError
 
@@ -88,6 +88,7 @@ def traced(name: str, handler: Handler) -> Handler:
 def routes() -> list[Route]:
     table: list[tuple[str, str, Handler]] = [
         ("/v1/chat/completions", "POST", chat.chat_completions),
+        ("/v1/embeddings", "POST", embeddings.embeddings),
         ("/v1/models", "GET", chat.list_models),
         ("/v1/models/{model:path}", "GET", chat.get_model),
         ("/v1/files", "POST", batches.upload_file),

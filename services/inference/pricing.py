@@ -22,6 +22,9 @@ class Price:
 DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4o": Price(input_per_m=2.50, cached_input_per_m=1.25, output_per_m=10.00),
     "gpt-4o-mini": Price(input_per_m=0.15, cached_input_per_m=0.075, output_per_m=0.60),
+    # Embeddings: input only.
+    "text-embedding-3-small": Price(input_per_m=0.02, cached_input_per_m=0.02, output_per_m=0.0),
+    "text-embedding-3-large": Price(input_per_m=0.13, cached_input_per_m=0.13, output_per_m=0.0),
     # Self-hosted tiers: amortised hardware cost, a placeholder each team replaces with its own.
     "self-hosted-small": Price(input_per_m=0.02, cached_input_per_m=0.01, output_per_m=0.08),
     # Distilled students (LoRA on SmolLM2-135M). Assumption, stated because no invoice backs it: one L4 GPU

@@ -11,6 +11,7 @@ from services.inference.backends.registry import make_backend
 from services.inference.batch_api import BatchApiCollector
 from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
 from services.inference.domain import Tier
+from services.inference.embeddings import EmbeddingCore, make_embedding_backend
 from services.inference.limits import Buckets, LaneLimit, LaneLimiter, LocalBuckets
 from services.inference.limits_redis import RedisBuckets
 from services.inference.pricing import DEFAULT_PRICES, Price
@@ -18,6 +19,10 @@ from services.inference.servicer import InferenceServicer
 from services.inference.settings import InferenceSettings
 
 SERVICE_NAME = inference_pb2.DESCRIPTOR.services_by_name["Inference"].full_name
+
+
+def price_table(settings: InferenceSettings) -> dict[str, Price]:
+    return DEFAULT_PRICES | {name: Price(**row.model_dump()) for name, row in settings.prices.items()}
 
 
 def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> InferenceCore:
@@ -44,7 +49,7 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
                         settings.openai_batch_max_items,
                         settings.openai_batch_poll_s,
                     )
-    prices = DEFAULT_PRICES | {name: Price(**row.model_dump()) for name, row in settings.prices.items()}
+    prices = price_table(settings)
     limits = {key: LaneLimit(rpm, tpm) for key, (rpm, tpm) in settings.lane_limit_table().items()}
     # Shared buckets when there is a Redis to share: N replicas then grant one quota, not N.
     buckets: Buckets = (
@@ -64,12 +69,26 @@ def build_core(settings: InferenceSettings, metrics: InferenceMetrics) -> Infere
     )
 
 
-async def build_server(settings: InferenceSettings, core: InferenceCore | None = None) -> Service:
-    service = new_service("inference", settings, [SERVICE_NAME])
-    core = core or build_core(settings, InferenceMetrics(service.registry))
-    inference_pb2_grpc.add_InferenceServicer_to_server(
-        InferenceServicer(core, settings.timeout_s, settings.default_max_tokens), service.server
+def build_embeddings(settings: InferenceSettings, metrics: InferenceMetrics) -> EmbeddingCore | None:
+    backend = make_embedding_backend(
+        settings.embedding_backend, settings.embedding_threads, settings.embedding_model, settings.openai_api_key
     )
+    if backend is None:
+        return None
+    return EmbeddingCore(backend, settings.embedding_price_model, price_table(settings), metrics)
+
+
+async def build_server(
+    settings: InferenceSettings, core: InferenceCore | None = None, embeddings: EmbeddingCore | None = None
+) -> Service:
+    service = new_service("inference", settings, [SERVICE_NAME])
+    metrics = InferenceMetrics(service.registry)
+    core = core or build_core(settings, metrics)
+    embeddings = embeddings or (build_embeddings(settings, metrics) if settings.embedding_backend else None)
+    servicer = InferenceServicer(core, settings.timeout_s, settings.default_max_tokens, embeddings)
+    inference_pb2_grpc.add_InferenceServicer_to_server(servicer, service.server)
     service.checks["models"] = core.health
     service.closers.append(core.close)
+    if embeddings is not None:
+        service.closers.append(embeddings.close)
     return service

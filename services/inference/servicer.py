@@ -11,10 +11,11 @@ import grpc
 from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from services.common.contracts import role_pairs
 from services.common.deadlines import remaining_s
-from services.common.errors import InvalidInput
+from services.common.errors import InvalidInput, MissingConfig
 from services.common.validation import check_enum, check_sampling
 from services.inference.core import InferenceCore
 from services.inference.domain import ChatMessage, ChatPrompt, GenerateResult, Sampling, Tier
+from services.inference.embeddings import EmbeddingCore
 
 TIERS = {common_pb2.TIER_SMALL: Tier.SMALL, common_pb2.TIER_LARGE: Tier.LARGE}
 _ADAPTER = re.compile(r"[a-z0-9][a-z0-9_.-]{0,95}")
@@ -45,7 +46,7 @@ def to_prompt(request: inference_pb2.GenerateRequest, default_max_tokens: int) -
     return tier, ChatPrompt(tuple(messages), sampling, adapter=request.adapter, adapter_path=request.adapter_path)
 
 
-def lane_of(request: inference_pb2.GenerateRequest) -> str:
+def lane_of(request: inference_pb2.GenerateRequest | inference_pb2.EmbedRequest) -> str:
     return "batch" if request.lane == common_pb2.LANE_BATCH else "realtime"
 
 
@@ -86,10 +87,17 @@ def to_response(result: GenerateResult) -> inference_pb2.GenerateResponse:
 
 
 class InferenceServicer(inference_pb2_grpc.InferenceServicer):
-    def __init__(self, core: InferenceCore, timeout_s: float, default_max_tokens: int) -> None:
+    def __init__(
+        self,
+        core: InferenceCore,
+        timeout_s: float,
+        default_max_tokens: int,
+        embeddings: EmbeddingCore | None = None,
+    ) -> None:
         self._core = core
         self._timeout_s = timeout_s
         self._default_max_tokens = default_max_tokens
+        self._embeddings = embeddings
 
     async def Generate(
         self, request: inference_pb2.GenerateRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -128,4 +136,40 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
                 if tier in by_tier  # the student tier stands in for small: quotes price it as small
             ],
             default_max_tokens=self._default_max_tokens,
+            embedding=self._embedding_price(),
+        )
+
+    def _embedding_price(self) -> inference_pb2.TierPrice | None:
+        if self._embeddings is None:
+            return None
+        price = self._embeddings.price
+        return inference_pb2.TierPrice(
+            price_model=self._embeddings.price_model,
+            input_per_m=price.input_per_m,
+            cached_input_per_m=price.cached_input_per_m,
+            batch_discount=price.batch_discount,
+        )
+
+    async def Embed(
+        self, request: inference_pb2.EmbedRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> inference_pb2.EmbedResponse:
+        if self._embeddings is None:
+            raise MissingConfig("no embedding backend is configured here (COSTMESH_INFERENCE_EMBEDDING_BACKEND)")
+        check_enum(request.lane, common_pb2.Lane.DESCRIPTOR, "lane")
+        timeout = remaining_s(context, self._timeout_s)
+        batch = lane_of(request) == "batch"
+        embedded, cost = await self._embeddings.embed(list(request.input), batch, timeout)
+        return inference_pb2.EmbedResponse(
+            data=[common_pb2.Embedding(values=row.tolist(), model=embedded.model) for row in embedded.vectors],
+            model=embedded.model,
+            backend=self._embeddings.backend,
+            prompt_tokens=embedded.prompt_tokens,
+            truncated=embedded.truncated,
+            cost=common_pb2.CostReport(
+                cost_usd=cost.cost_usd,
+                baseline_cost_usd=cost.baseline_cost_usd,
+                savings_usd=cost.savings_usd,
+                price_model=cost.price_model,
+                savings_by_intervention=dict(cost.by_intervention),
+            ),
         )

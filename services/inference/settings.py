@@ -63,6 +63,12 @@ class InferenceSettings(ServiceSettings):
     # How many seconds of quota an idle lane may spend at once. Short keeps a batch flood from starting
     # with a burst that queues ahead of real-time requests.
     lane_burst_s: float = Field(default=10.0, gt=0)
+    # Embed's backend: "local=<dir>" (all-MiniLM-L6-v2 as setup exports it: the model the orchestrator embeds
+    # requests with) or "openai=[base url]" (`embedding_model` on OpenAI's API); empty: Embed is refused.
+    embedding_backend: str = "local=~/.cache/costmesh/models/all-minilm-l6-v2"
+    embedding_model: str = "text-embedding-3-small"  # the OpenAI model, for the openai backend
+    embedding_price_model: str = "text-embedding-3-small"  # the local MiniLM is priced as what it stands in for
+    embedding_threads: int = Field(default=1, ge=1)
     # Where the lane buckets live: a Redis URL shares one quota among every inference replica (`costmesh up`
     # sets the stack's); empty keeps them in this process, right only for a single replica.
     limits_redis_url: str = ""

@@ -11,6 +11,8 @@ Two kinds of caller reach the orchestrator:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.apikeys import KeyPolicy, KeyStore, Metadata, key_or_mesh, own_tenant
 from services.common.contracts import TIER_NAMES
@@ -18,6 +20,8 @@ from services.common.errors import CostmeshError, Forbidden, Unauthenticated
 from services.common.meshauth import KEY_ID_ENTRY
 from services.orchestrator.quote import PriceBook
 from services.orchestrator.spend import Reservation, SpendLedger
+
+Admissible = orchestrator_pb2.CompletionRequest | orchestrator_pb2.EmbeddingsRequest
 
 
 def restrict_tier(policy: KeyPolicy, request: orchestrator_pb2.CompletionRequest) -> None:
@@ -42,22 +46,42 @@ class Gatekeeper:
         self, metadata: Metadata, request: orchestrator_pb2.CompletionRequest
     ) -> tuple[orchestrator_pb2.CompletionRequest, Reservation | None]:
         """The request as the caller may run it, and what it holds of the key's budget."""
-        policy = await key_or_mesh(self._keys, metadata)
         admitted = orchestrator_pb2.CompletionRequest()
         admitted.CopyFrom(request)
-        if policy is None:  # the mesh: a batch item pays the key that submitted it, if any
-            policy = await self._batch_key(admitted)
-        else:
-            admitted.metadata.pop(KEY_ID_ENTRY, None)
-            if admitted.lane == common_pb2.LANE_BATCH:
-                raise Forbidden("LANE_BATCH is the batch lane's own; submit a batch to use it")
+        policy = await self._caller(metadata, admitted)
         if policy is None:
             return admitted, None
         admitted.tenant = own_tenant(policy, admitted.tenant)
         restrict_tier(policy, admitted)
         return admitted, await self.reserve(policy, admitted)
 
-    async def _batch_key(self, request: orchestrator_pb2.CompletionRequest) -> KeyPolicy | None:
+    async def admit_embeddings(
+        self, metadata: Metadata, request: orchestrator_pb2.EmbeddingsRequest
+    ) -> tuple[orchestrator_pb2.EmbeddingsRequest, Reservation | None]:
+        """As admit(): the key's tenant, and the worst case of the embedding call held against its budget."""
+        admitted = orchestrator_pb2.EmbeddingsRequest()
+        admitted.CopyFrom(request)
+        policy = await self._caller(metadata, admitted)
+        if policy is None:
+            return admitted, None
+        admitted.tenant = own_tenant(policy, admitted.tenant)
+        if self._ledger is None:
+            return admitted, None
+        usd = await self._priced(policy, self._prices.worst_case_embedding_usd(admitted))
+        return admitted, await self._ledger.reserve(policy, usd)
+
+    async def _caller(self, metadata: Metadata, request: Admissible) -> KeyPolicy | None:
+        """The caller's key policy (None: the mesh, acting for no key). An API key's caller may not claim the
+        batch lane or name another key; the mesh's batch items pay the key that submitted them."""
+        policy = await key_or_mesh(self._keys, metadata)
+        if policy is None:
+            return await self._batch_key(request)
+        request.metadata.pop(KEY_ID_ENTRY, None)
+        if request.lane == common_pb2.LANE_BATCH:
+            raise Forbidden("LANE_BATCH is the batch lane's own; submit a batch to use it")
+        return policy
+
+    async def _batch_key(self, request: Admissible) -> KeyPolicy | None:
         key_id = request.metadata.get(KEY_ID_ENTRY, "")
         if not key_id:
             return None
@@ -72,13 +96,15 @@ class Gatekeeper:
         """Every key's requests are reserved and settled, so `costmesh keys list` shows each key's spend."""
         if self._ledger is None:
             return None
+        return await self._ledger.reserve(policy, await self._priced(policy, self._prices.worst_case_usd(request)))
+
+    async def _priced(self, policy: KeyPolicy, quote: Awaitable[float]) -> float:
         try:
-            usd = await self._prices.worst_case_usd(request)
+            return await quote
         except CostmeshError:
             if policy.budget_usd_per_day:
                 raise  # a budget cannot be checked without prices: refuse (UNAVAILABLE), never overspend
-            usd = 0.0  # no budget to protect: an exact cache hit is still served while inference is down
-        return await self._ledger.reserve(policy, usd)
+            return 0.0  # no budget to protect: an exact cache hit is still served while inference is down
 
     async def settle(self, reservation: Reservation | None, actual_usd: float) -> None:
         if reservation is not None and self._ledger is not None:

@@ -143,6 +143,15 @@ class GrpcStages:
         except grpc.aio.AioRpcError as exc:
             raise domain_error(exc, "inference") from exc
 
+    async def embed(self, request: inference_pb2.EmbedRequest, timeout_s: float) -> inference_pb2.EmbedResponse:
+        try:
+            with charged() as charge:
+                response: inference_pb2.EmbedResponse = await self._inference.Embed(request, timeout=timeout_s)
+                charge(response.cost.cost_usd)
+                return response
+        except grpc.aio.AioRpcError as exc:
+            raise domain_error(exc, "inference") from exc
+
     async def prices(self) -> inference_pb2.PricesResponse:
         try:
             return await self._inference.Prices(inference_pb2.PricesRequest(), timeout=5.0)

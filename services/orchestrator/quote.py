@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from costmesh.v1 import common_pb2, inference_pb2, orchestrator_pb2
-from services.common.errors import CostmeshError
+from services.common.errors import CostmeshError, MissingConfig
 from services.common.tokens import count_messages, count_text
 from services.orchestrator.spend import RESERVE_MARGIN
 
@@ -18,6 +18,9 @@ REFRESH_S = 60.0
 # A summary's length is the summarizer's own setting (COSTMESH_SUMMARIZER_SUMMARY_TOKENS, 200 by default),
 # not the request's max_tokens; this bounds it for the reservation.
 SUMMARY_TOKENS_BOUND = 512  # prices change with a redeploy of inference, not per request
+# An embedding input is cut to its model's length (MiniLM: 256 tokens; OpenAI's: 8191), and no tokenizer
+# spends more than one token per byte plus its two special tokens.
+EMBEDDING_TOKENS_BOUND = 8192
 
 
 def calls_of(tier: common_pb2.Tier.ValueType) -> list[common_pb2.Tier.ValueType]:
@@ -73,3 +76,12 @@ class PriceBook:
             usd = 1e-6 * (prompt * price.input_per_m + out * price.output_per_m)
             total += usd * (price.batch_discount if request.lane == common_pb2.LANE_BATCH else 1.0)
         return total
+
+    async def worst_case_embedding_usd(self, request: orchestrator_pb2.EmbeddingsRequest) -> float:
+        """Every input at one token per byte (bounded by the longest input a model takes)."""
+        prices = await self._current()
+        if not prices.HasField("embedding"):
+            raise MissingConfig("the inference service has no embedding model")
+        tokens = sum(min(len(text.encode()) + 2, EMBEDDING_TOKENS_BOUND) for text in request.input)
+        usd = 1e-6 * tokens * prices.embedding.input_per_m
+        return usd * (prices.embedding.batch_discount if request.lane == common_pb2.LANE_BATCH else 1.0)

@@ -111,7 +111,7 @@ async def build_server(settings: OrchestratorSettings) -> Service:
     )
     gate = gatekeeper(settings, stages)
     orchestrator_pb2_grpc.add_OrchestratorServicer_to_server(
-        OrchestratorServicer(pipeline, gate, settings.request_timeout_s), service.server
+        OrchestratorServicer(pipeline, gate, settings.request_timeout_s, stages), service.server
     )
     service.closers.append(gate.close)
     # Cache, router, summarizer and compressor fail open; without inference no request can be answered.

@@ -11,6 +11,7 @@ from costmesh.v1 import orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.apikeys import Metadata
 from services.common.deadlines import remaining_s
 from services.orchestrator.admission import Gatekeeper
+from services.orchestrator.embed import Embeds, embed
 from services.orchestrator.pipeline import Pipeline
 from services.orchestrator.spend import ModelSpend, Reservation, track_model_spend
 
@@ -20,10 +21,11 @@ def metadata_of(context: grpc.aio.ServicerContext[Any, Any]) -> Metadata:
 
 
 class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
-    def __init__(self, pipeline: Pipeline, gate: Gatekeeper, default_timeout_s: float) -> None:
+    def __init__(self, pipeline: Pipeline, gate: Gatekeeper, default_timeout_s: float, inference: Embeds) -> None:
         self._pipeline = pipeline
         self._gate = gate
         self._default_timeout_s = default_timeout_s
+        self._inference = inference
 
     async def Complete(
         self, request: orchestrator_pb2.CompletionRequest, context: grpc.aio.ServicerContext[Any, Any]
@@ -54,6 +56,20 @@ class OrchestratorServicer(orchestrator_pb2_grpc.OrchestratorServicer):
             await self._gate.settle(hold, spent_on_failure(hold, spend))
             exc.spent_usd = spend.usd  # type: ignore[attr-defined]
             raise
+
+    async def Embed(
+        self, request: orchestrator_pb2.EmbeddingsRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> orchestrator_pb2.EmbeddingsResponse:
+        admitted, hold = await self._gate.admit_embeddings(metadata_of(context), request)
+        spend = track_model_spend()
+        try:
+            response = await embed(self._inference, admitted, remaining_s(context, self._default_timeout_s))
+        except BaseException as exc:
+            await self._gate.settle(hold, spent_on_failure(hold, spend))
+            exc.spent_usd = spend.usd  # type: ignore[attr-defined]
+            raise
+        await self._gate.settle(hold, response.cost.cost_usd)
+        return response
 
 
 def spent_on_failure(hold: Reservation | None, spend: ModelSpend) -> float:

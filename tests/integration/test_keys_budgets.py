@@ -191,3 +191,31 @@ async def test_a_request_that_never_reached_a_model_costs_its_key_nothing(redis_
         assert await ledger.spent_today(policy.key_id) > 0.5 * reserved  # held, at the inference's prices
     finally:
         await mesh.stop()
+
+
+async def test_embeddings_are_charged_to_the_key_and_refused_past_its_budget(
+    redis_url: str, client: redis.Redis
+) -> None:
+    """Orchestrator.Embed with a key: its tenant, a reservation settled to the real cost, and the budget's
+    refusal once the worst case of the next call no longer fits."""
+    mesh = await start_mesh([EchoBackend("small")], [EchoBackend("large")], MemoryExactStore(),
+                            keys_redis_url=redis_url)  # fmt: skip
+    store, ledger = KeyStore(client), SpendLedger(client)
+    try:
+        stub = orchestrator_pb2_grpc.OrchestratorStub(mesh.channel("orchestrator"))
+        key, policy = await store.create(tenant(), budget_usd_per_day=2e-5)  # ~1,000 tokens at $0.02 / 1M
+        texts = ["The card arrived but does not work."] * 4
+        response = await stub.Embed(orchestrator_pb2.EmbeddingsRequest(input=texts), metadata=bearer(key), timeout=30)
+        assert await ledger.spent_today(policy.key_id) == pytest.approx(response.cost.cost_usd)  # settled to actual
+        with pytest.raises(grpc.aio.AioRpcError) as other:
+            await stub.Embed(
+                orchestrator_pb2.EmbeddingsRequest(tenant="other", input=texts), metadata=bearer(key), timeout=30
+            )
+        assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        big = ["x " * 4000] * 8  # worst case 8 x 8,002 tokens: over what is left of the budget
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.Embed(orchestrator_pb2.EmbeddingsRequest(input=big), metadata=bearer(key), timeout=30)
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert await ledger.spent_today(policy.key_id) == pytest.approx(response.cost.cost_usd)  # nothing held
+    finally:
+        await mesh.stop()

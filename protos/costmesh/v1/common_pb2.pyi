@@ -574,7 +574,9 @@ Global___StageTiming: _TypeAlias = StageTiming  # noqa: Y015
 
 @_typing.final
 class Embedding(_message.Message):
-    """A dense embedding of the request, computed once upstream and handed to every stage that needs it."""
+    """A dense embedding: of the request, computed once upstream and handed to every stage that needs it; or
+    one input of an Embed call (OpenAI's /v1/embeddings `data[i].embedding`).
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

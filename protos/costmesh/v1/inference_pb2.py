@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from costmesh.v1 import common_pb2 as costmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ostmesh/v1/inference.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\x0f\n\rPricesRequest\"\xa0\x01\n\tTierPrice\x12\x1f\n\x04tier\x18\x01 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x13\n\x0bprice_model\x18\x02 \x01(\t\x12\x13\n\x0binput_per_m\x18\x03 \x01(\x01\x12\x1a\n\x12\x63\x61\x63hed_input_per_m\x18\x04 \x01(\x01\x12\x14\n\x0coutput_per_m\x18\x05 \x01(\x01\x12\x16\n\x0e\x62\x61tch_discount\x18\x06 \x01(\x01\"S\n\x0ePricesResponse\x12%\n\x05tiers\x18\x01 \x03(\x0b\x32\x16.costmesh.v1.TierPrice\x12\x1a\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x02 \x01(\x05\"\xfa\x02\n\x0fGenerateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1f\n\x04tier\x18\x03 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.costmesh.v1.Message\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.costmesh.v1.SamplingParams\x12G\n\x0eremoved_tokens\x18\x07 \x03(\x0b\x32/.costmesh.v1.GenerateRequest.RemovedTokensEntry\x12\x1f\n\x04lane\x18\x08 \x01(\x0e\x32\x11.costmesh.v1.Lane\x12\x0f\n\x07\x61\x64\x61pter\x18\t \x01(\t\x12\x14\n\x0c\x61\x64\x61pter_path\x18\n \x01(\t\x1a\x34\n\x12RemovedTokensEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01J\x04\x08\x06\x10\x07\",\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\"T\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12$\n\x03top\x18\x03 \x03(\x0b\x32\x17.costmesh.v1.TopLogprob\"\xe6\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.costmesh.v1.TokenUsage\x12%\n\x04\x63ost\x18\x06 \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12+\n\x08logprobs\x18\x07 \x03(\x0b\x32\x19.costmesh.v1.TokenLogprob\x12\x11\n\tfell_back\x18\x08 \x01(\x08\"Y\n\rGenerateChunk\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12.\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1d.costmesh.v1.GenerateResponseH\x00\x42\x07\n\x05\x63hunk2\xe5\x01\n\tInference\x12G\n\x08Generate\x12\x1c.costmesh.v1.GenerateRequest\x1a\x1d.costmesh.v1.GenerateResponse\x12L\n\x0eGenerateStream\x12\x1c.costmesh.v1.GenerateRequest\x1a\x1a.costmesh.v1.GenerateChunk0\x01\x12\x41\n\x06Prices\x12\x1a.costmesh.v1.PricesRequest\x1a\x1b.costmesh.v1.PricesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ostmesh/v1/inference.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"b\n\x0c\x45mbedRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x03(\t\x12\x1f\n\x04lane\x18\x04 \x01(\x0e\x32\x11.costmesh.v1.Lane\"\xa6\x01\n\rEmbedResponse\x12$\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32\x16.costmesh.v1.Embedding\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12%\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12\x11\n\ttruncated\x18\x06 \x01(\x05\"\x0f\n\rPricesRequest\"\xa0\x01\n\tTierPrice\x12\x1f\n\x04tier\x18\x01 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x13\n\x0bprice_model\x18\x02 \x01(\t\x12\x13\n\x0binput_per_m\x18\x03 \x01(\x01\x12\x1a\n\x12\x63\x61\x63hed_input_per_m\x18\x04 \x01(\x01\x12\x14\n\x0coutput_per_m\x18\x05 \x01(\x01\x12\x16\n\x0e\x62\x61tch_discount\x18\x06 \x01(\x01\"~\n\x0ePricesResponse\x12%\n\x05tiers\x18\x01 \x03(\x0b\x32\x16.costmesh.v1.TierPrice\x12\x1a\n\x12\x64\x65\x66\x61ult_max_tokens\x18\x02 \x01(\x05\x12)\n\tembedding\x18\x03 \x01(\x0b\x32\x16.costmesh.v1.TierPrice\"\xfa\x02\n\x0fGenerateRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x1f\n\x04tier\x18\x03 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.costmesh.v1.Message\x12-\n\x08sampling\x18\x05 \x01(\x0b\x32\x1b.costmesh.v1.SamplingParams\x12G\n\x0eremoved_tokens\x18\x07 \x03(\x0b\x32/.costmesh.v1.GenerateRequest.RemovedTokensEntry\x12\x1f\n\x04lane\x18\x08 \x01(\x0e\x32\x11.costmesh.v1.Lane\x12\x0f\n\x07\x61\x64\x61pter\x18\t \x01(\t\x12\x14\n\x0c\x61\x64\x61pter_path\x18\n \x01(\t\x1a\x34\n\x12RemovedTokensEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x05:\x02\x38\x01J\x04\x08\x06\x10\x07\",\n\nTopLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\"T\n\x0cTokenLogprob\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07logprob\x18\x02 \x01(\x02\x12$\n\x03top\x18\x03 \x03(\x0b\x32\x17.costmesh.v1.TopLogprob\"\xe6\x01\n\x10GenerateResponse\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05model\x18\x02 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12&\n\x05usage\x18\x05 \x01(\x0b\x32\x17.costmesh.v1.TokenUsage\x12%\n\x04\x63ost\x18\x06 \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12+\n\x08logprobs\x18\x07 \x03(\x0b\x32\x19.costmesh.v1.TokenLogprob\x12\x11\n\tfell_back\x18\x08 \x01(\x08\"Y\n\rGenerateChunk\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12.\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1d.costmesh.v1.GenerateResponseH\x00\x42\x07\n\x05\x63hunk2\xa5\x02\n\tInference\x12G\n\x08Generate\x12\x1c.costmesh.v1.GenerateRequest\x1a\x1d.costmesh.v1.GenerateResponse\x12L\n\x0eGenerateStream\x12\x1c.costmesh.v1.GenerateRequest\x1a\x1a.costmesh.v1.GenerateChunk0\x01\x12\x41\n\x06Prices\x12\x1a.costmesh.v1.PricesRequest\x1a\x1b.costmesh.v1.PricesResponse\x12>\n\x05\x45mbed\x12\x19.costmesh.v1.EmbedRequest\x1a\x1a.costmesh.v1.EmbedResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,24 +34,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GENERATEREQUEST_REMOVEDTOKENSENTRY']._loaded_options = None
   _globals['_GENERATEREQUEST_REMOVEDTOKENSENTRY']._serialized_options = b'8\001'
-  _globals['_PRICESREQUEST']._serialized_start=70
-  _globals['_PRICESREQUEST']._serialized_end=85
-  _globals['_TIERPRICE']._serialized_start=88
-  _globals['_TIERPRICE']._serialized_end=248
-  _globals['_PRICESRESPONSE']._serialized_start=250
-  _globals['_PRICESRESPONSE']._serialized_end=333
-  _globals['_GENERATEREQUEST']._serialized_start=336
-  _globals['_GENERATEREQUEST']._serialized_end=714
-  _globals['_GENERATEREQUEST_REMOVEDTOKENSENTRY']._serialized_start=656
-  _globals['_GENERATEREQUEST_REMOVEDTOKENSENTRY']._serialized_end=708
-  _globals['_TOPLOGPROB']._serialized_start=716
-  _globals['_TOPLOGPROB']._serialized_end=760
-  _globals['_TOKENLOGPROB']._serialized_start=762
-  _globals['_TOKENLOGPROB']._serialized_end=846
-  _globals['_GENERATERESPONSE']._serialized_start=849
-  _globals['_GENERATERESPONSE']._serialized_end=1079
-  _globals['_GENERATECHUNK']._serialized_start=1081
-  _globals['_GENERATECHUNK']._serialized_end=1170
-  _globals['_INFERENCE']._serialized_start=1173
-  _globals['_INFERENCE']._serialized_end=1402
+  _globals['_EMBEDREQUEST']._serialized_start=70
+  _globals['_EMBEDREQUEST']._serialized_end=168
+  _globals['_EMBEDRESPONSE']._serialized_start=171
+  _globals['_EMBEDRESPONSE']._serialized_end=337
+  _globals['_PRICESREQUEST']._serialized_start=339
+  _globals['_PRICESREQUEST']._serialized_end=354
+  _globals['_TIERPRICE']._serialized_start=357
+  _globals['_TIERPRICE']._serialized_end=517
+  _globals['_PRICESRESPONSE']._serialized_start=519
+  _globals['_PRICESRESPONSE']._serialized_end=645
+  _globals['_GENERATEREQUEST']._serialized_start=648
+  _globals['_GENERATEREQUEST']._serialized_end=1026
+  _globals['_GENERATEREQUEST_REMOVEDTOKENSENTRY']._serialized_start=968
+  _globals['_GENERATEREQUEST_REMOVEDTOKENSENTRY']._serialized_end=1020
+  _globals['_TOPLOGPROB']._serialized_start=1028
+  _globals['_TOPLOGPROB']._serialized_end=1072
+  _globals['_TOKENLOGPROB']._serialized_start=1074
+  _globals['_TOKENLOGPROB']._serialized_end=1158
+  _globals['_GENERATERESPONSE']._serialized_start=1161
+  _globals['_GENERATERESPONSE']._serialized_end=1391
+  _globals['_GENERATECHUNK']._serialized_start=1393
+  _globals['_GENERATECHUNK']._serialized_end=1482
+  _globals['_INFERENCE']._serialized_start=1485
+  _globals['_INFERENCE']._serialized_end=1778
 # @@protoc_insertion_point(module_scope)

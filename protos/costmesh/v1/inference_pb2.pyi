@@ -20,6 +20,78 @@ else:
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
+class EmbedRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENANT_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    INPUT_FIELD_NUMBER: _builtins.int
+    LANE_FIELD_NUMBER: _builtins.int
+    tenant: _builtins.str
+    request_id: _builtins.str
+    lane: _common_pb2.Lane.ValueType
+    """LANE_BATCH is priced at batch prices"""
+    @_builtins.property
+    def input(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """1..2048 non-empty texts, as OpenAI allows"""
+
+    def __init__(
+        self,
+        *,
+        tenant: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+        input: _abc.Iterable[_builtins.str] | None = ...,
+        lane: _common_pb2.Lane.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["input", b"input", "lane", b"lane", "request_id", b"request_id", "tenant", b"tenant"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedRequest: _TypeAlias = EmbedRequest  # noqa: Y015
+
+@_typing.final
+class EmbedResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    BACKEND_FIELD_NUMBER: _builtins.int
+    PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    COST_FIELD_NUMBER: _builtins.int
+    TRUNCATED_FIELD_NUMBER: _builtins.int
+    model: _builtins.str
+    backend: _builtins.str
+    prompt_tokens: _builtins.int
+    """counted by the embedding model's own tokenizer (or OpenAI's usage)"""
+    truncated: _builtins.int
+    """inputs cut to the model's maximum length before embedding"""
+    @_builtins.property
+    def data(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.Embedding]:
+        """one per input, in order"""
+
+    @_builtins.property
+    def cost(self) -> _common_pb2.CostReport: ...
+    def __init__(
+        self,
+        *,
+        data: _abc.Iterable[_common_pb2.Embedding] | None = ...,
+        model: _builtins.str = ...,
+        backend: _builtins.str = ...,
+        prompt_tokens: _builtins.int = ...,
+        cost: _common_pb2.CostReport | None = ...,
+        truncated: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["cost", b"cost"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backend", b"backend", "cost", b"cost", "data", b"data", "model", b"model", "prompt_tokens", b"prompt_tokens", "truncated", b"truncated"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EmbedResponse: _TypeAlias = EmbedResponse  # noqa: Y015
+
+@_typing.final
 class PricesRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -77,19 +149,25 @@ class PricesResponse(_message.Message):
 
     TIERS_FIELD_NUMBER: _builtins.int
     DEFAULT_MAX_TOKENS_FIELD_NUMBER: _builtins.int
+    EMBEDDING_FIELD_NUMBER: _builtins.int
     default_max_tokens: _builtins.int
     """what sampling.max_tokens = 0 means"""
     @_builtins.property
     def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TierPrice]: ...
+    @_builtins.property
+    def embedding(self) -> Global___TierPrice:
+        """the embedding model's row (input_per_m; tier unset)"""
+
     def __init__(
         self,
         *,
         tiers: _abc.Iterable[Global___TierPrice] | None = ...,
         default_max_tokens: _builtins.int = ...,
+        embedding: Global___TierPrice | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["embedding", b"embedding"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_max_tokens", b"default_max_tokens", "tiers", b"tiers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["default_max_tokens", b"default_max_tokens", "embedding", b"embedding", "tiers", b"tiers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

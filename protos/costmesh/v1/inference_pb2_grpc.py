@@ -49,6 +49,11 @@ class InferenceStub(object):
                 request_serializer=costmesh_dot_v1_dot_inference__pb2.PricesRequest.SerializeToString,
                 response_deserializer=costmesh_dot_v1_dot_inference__pb2.PricesResponse.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/costmesh.v1.Inference/Embed',
+                request_serializer=costmesh_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+                response_deserializer=costmesh_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServicer(object):
@@ -74,6 +79,14 @@ class InferenceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embeds texts with the configured embedding backend (the local MiniLM, or OpenAI's embeddings API),
+        priced per input token like any other call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -91,6 +104,11 @@ def add_InferenceServicer_to_server(servicer, server):
                     servicer.Prices,
                     request_deserializer=costmesh_dot_v1_dot_inference__pb2.PricesRequest.FromString,
                     response_serializer=costmesh_dot_v1_dot_inference__pb2.PricesResponse.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=costmesh_dot_v1_dot_inference__pb2.EmbedRequest.FromString,
+                    response_serializer=costmesh_dot_v1_dot_inference__pb2.EmbedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -174,6 +192,33 @@ class Inference(object):
             '/costmesh.v1.Inference/Prices',
             costmesh_dot_v1_dot_inference__pb2.PricesRequest.SerializeToString,
             costmesh_dot_v1_dot_inference__pb2.PricesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.v1.Inference/Embed',
+            costmesh_dot_v1_dot_inference__pb2.EmbedRequest.SerializeToString,
+            costmesh_dot_v1_dot_inference__pb2.EmbedResponse.FromString,
             options,
             channel_credentials,
             insecure,

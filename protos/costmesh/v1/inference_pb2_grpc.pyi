@@ -37,6 +37,10 @@ class InferenceStub:
     """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
     caller's budget with these before any model call.
     """
+    Embed: _grpc.UnaryUnaryMultiCallable[_inference_pb2.EmbedRequest, _inference_pb2.EmbedResponse]
+    """Embeds texts with the configured embedding backend (the local MiniLM, or OpenAI's embeddings API),
+    priced per input token like any other call.
+    """
 
 @_typing.type_check_only
 class InferenceAsyncStub(InferenceStub):
@@ -46,6 +50,10 @@ class InferenceAsyncStub(InferenceStub):
     Prices: _aio.UnaryUnaryMultiCallable[_inference_pb2.PricesRequest, _inference_pb2.PricesResponse]  # type: ignore[assignment]
     """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
     caller's budget with these before any model call.
+    """
+    Embed: _aio.UnaryUnaryMultiCallable[_inference_pb2.EmbedRequest, _inference_pb2.EmbedResponse]  # type: ignore[assignment]
+    """Embeds texts with the configured embedding backend (the local MiniLM, or OpenAI's embeddings API),
+    priced per input token like any other call.
     """
 
 class InferenceServicer(metaclass=_abc_1.ABCMeta):
@@ -71,6 +79,16 @@ class InferenceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inference_pb2.PricesResponse, _abc.Awaitable[_inference_pb2.PricesResponse]]:
         """What each configured tier charges. The orchestrator reserves a request's worst-case cost against the
         caller's budget with these before any model call.
+        """
+
+    @_abc_1.abstractmethod
+    def Embed(
+        self,
+        request: _inference_pb2.EmbedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_pb2.EmbedResponse, _abc.Awaitable[_inference_pb2.EmbedResponse]]:
+        """Embeds texts with the configured embedding backend (the local MiniLM, or OpenAI's embeddings API),
+        priced per input token like any other call.
         """
 
 def add_InferenceServicer_to_server(servicer: InferenceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

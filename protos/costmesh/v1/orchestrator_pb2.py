@@ -25,23 +25,31 @@ _sym_db = _symbol_database.Default()
 from costmesh.v1 import common_pb2 as costmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ostmesh/v1/orchestrator.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xd5\x03\n\x11\x43ompletionRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.costmesh.v1.Message\x12(\n\tdocuments\x18\x05 \x03(\x0b\x32\x15.costmesh.v1.Document\x12-\n\x08sampling\x18\x06 \x01(\x0b\x32\x1b.costmesh.v1.SamplingParams\x12(\n\x05\x63\x61\x63he\x18\x07 \x01(\x0b\x32\x19.costmesh.v1.CacheControl\x12\x1f\n\x04tier\x18\x08 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x17\n\x0fresponse_format\x18\t \x01(\t\x12>\n\x08metadata\x18\n \x03(\x0b\x32,.costmesh.v1.CompletionRequest.MetadataEntry\x12\x1f\n\x04lane\x18\x0b \x01(\x0e\x32\x11.costmesh.v1.Lane\x12\x0c\n\x04task\x18\x0c \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x03\n\x12\x43ompletionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12)\n\x05route\x18\x05 \x01(\x0b\x32\x1a.costmesh.v1.RouteDecision\x12)\n\x05\x63\x61\x63he\x18\x06 \x01(\x0b\x32\x1a.costmesh.v1.CacheDecision\x12\x33\n\x0b\x63ompression\x18\x07 \x01(\x0b\x32\x1e.costmesh.v1.CompressionReport\x12+\n\x07pruning\x18\x08 \x01(\x0b\x32\x1a.costmesh.v1.PruningReport\x12&\n\x05usage\x18\t \x01(\x0b\x32\x17.costmesh.v1.TokenUsage\x12%\n\x04\x63ost\x18\n \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12\x10\n\x08trace_id\x18\x0b \x01(\t\x12(\n\x06stages\x18\x0c \x03(\x0b\x32\x18.costmesh.v1.StageTiming\"]\n\x0f\x43ompletionChunk\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\x30\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1f.costmesh.v1.CompletionResponseH\x00\x42\x07\n\x05\x63hunk2\xad\x01\n\x0cOrchestrator\x12K\n\x08\x43omplete\x12\x1e.costmesh.v1.CompletionRequest\x1a\x1f.costmesh.v1.CompletionResponse\x12P\n\x0e\x43ompleteStream\x12\x1e.costmesh.v1.CompletionRequest\x1a\x1c.costmesh.v1.CompletionChunk0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x63ostmesh/v1/orchestrator.proto\x12\x0b\x63ostmesh.v1\x1a\x18\x63ostmesh/v1/common.proto\"\xd8\x01\n\x11\x45mbeddingsRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\r\n\x05input\x18\x03 \x03(\t\x12\x1f\n\x04lane\x18\x04 \x01(\x0e\x32\x11.costmesh.v1.Lane\x12>\n\x08metadata\x18\x05 \x03(\x0b\x32,.costmesh.v1.EmbeddingsRequest.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xad\x01\n\x12\x45mbeddingsResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12$\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32\x16.costmesh.v1.Embedding\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rprompt_tokens\x18\x04 \x01(\x05\x12%\n\x04\x63ost\x18\x05 \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12\x10\n\x08trace_id\x18\x06 \x01(\t\"\xd5\x03\n\x11\x43ompletionRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x12\n\nrequest_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12&\n\x08messages\x18\x04 \x03(\x0b\x32\x14.costmesh.v1.Message\x12(\n\tdocuments\x18\x05 \x03(\x0b\x32\x15.costmesh.v1.Document\x12-\n\x08sampling\x18\x06 \x01(\x0b\x32\x1b.costmesh.v1.SamplingParams\x12(\n\x05\x63\x61\x63he\x18\x07 \x01(\x0b\x32\x19.costmesh.v1.CacheControl\x12\x1f\n\x04tier\x18\x08 \x01(\x0e\x32\x11.costmesh.v1.Tier\x12\x17\n\x0fresponse_format\x18\t \x01(\t\x12>\n\x08metadata\x18\n \x03(\x0b\x32,.costmesh.v1.CompletionRequest.MetadataEntry\x12\x1f\n\x04lane\x18\x0b \x01(\x0e\x32\x11.costmesh.v1.Lane\x12\x0c\n\x04task\x18\x0c \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa1\x03\n\x12\x43ompletionResponse\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x15\n\rfinish_reason\x18\x04 \x01(\t\x12)\n\x05route\x18\x05 \x01(\x0b\x32\x1a.costmesh.v1.RouteDecision\x12)\n\x05\x63\x61\x63he\x18\x06 \x01(\x0b\x32\x1a.costmesh.v1.CacheDecision\x12\x33\n\x0b\x63ompression\x18\x07 \x01(\x0b\x32\x1e.costmesh.v1.CompressionReport\x12+\n\x07pruning\x18\x08 \x01(\x0b\x32\x1a.costmesh.v1.PruningReport\x12&\n\x05usage\x18\t \x01(\x0b\x32\x17.costmesh.v1.TokenUsage\x12%\n\x04\x63ost\x18\n \x01(\x0b\x32\x17.costmesh.v1.CostReport\x12\x10\n\x08trace_id\x18\x0b \x01(\t\x12(\n\x06stages\x18\x0c \x03(\x0b\x32\x18.costmesh.v1.StageTiming\"]\n\x0f\x43ompletionChunk\x12\x0f\n\x05\x64\x65lta\x18\x01 \x01(\tH\x00\x12\x30\n\x05\x66inal\x18\x02 \x01(\x0b\x32\x1f.costmesh.v1.CompletionResponseH\x00\x42\x07\n\x05\x63hunk2\xf7\x01\n\x0cOrchestrator\x12K\n\x08\x43omplete\x12\x1e.costmesh.v1.CompletionRequest\x1a\x1f.costmesh.v1.CompletionResponse\x12P\n\x0e\x43ompleteStream\x12\x1e.costmesh.v1.CompletionRequest\x1a\x1c.costmesh.v1.CompletionChunk0\x01\x12H\n\x05\x45mbed\x12\x1e.costmesh.v1.EmbeddingsRequest\x1a\x1f.costmesh.v1.EmbeddingsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.v1.orchestrator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_EMBEDDINGSREQUEST_METADATAENTRY']._loaded_options = None
+  _globals['_EMBEDDINGSREQUEST_METADATAENTRY']._serialized_options = b'8\001'
   _globals['_COMPLETIONREQUEST_METADATAENTRY']._loaded_options = None
   _globals['_COMPLETIONREQUEST_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_COMPLETIONREQUEST']._serialized_start=74
-  _globals['_COMPLETIONREQUEST']._serialized_end=543
-  _globals['_COMPLETIONREQUEST_METADATAENTRY']._serialized_start=496
-  _globals['_COMPLETIONREQUEST_METADATAENTRY']._serialized_end=543
-  _globals['_COMPLETIONRESPONSE']._serialized_start=546
-  _globals['_COMPLETIONRESPONSE']._serialized_end=963
-  _globals['_COMPLETIONCHUNK']._serialized_start=965
-  _globals['_COMPLETIONCHUNK']._serialized_end=1058
-  _globals['_ORCHESTRATOR']._serialized_start=1061
-  _globals['_ORCHESTRATOR']._serialized_end=1234
+  _globals['_EMBEDDINGSREQUEST']._serialized_start=74
+  _globals['_EMBEDDINGSREQUEST']._serialized_end=290
+  _globals['_EMBEDDINGSREQUEST_METADATAENTRY']._serialized_start=243
+  _globals['_EMBEDDINGSREQUEST_METADATAENTRY']._serialized_end=290
+  _globals['_EMBEDDINGSRESPONSE']._serialized_start=293
+  _globals['_EMBEDDINGSRESPONSE']._serialized_end=466
+  _globals['_COMPLETIONREQUEST']._serialized_start=469
+  _globals['_COMPLETIONREQUEST']._serialized_end=938
+  _globals['_COMPLETIONREQUEST_METADATAENTRY']._serialized_start=243
+  _globals['_COMPLETIONREQUEST_METADATAENTRY']._serialized_end=290
+  _globals['_COMPLETIONRESPONSE']._serialized_start=941
+  _globals['_COMPLETIONRESPONSE']._serialized_end=1358
+  _globals['_COMPLETIONCHUNK']._serialized_start=1360
+  _globals['_COMPLETIONCHUNK']._serialized_end=1453
+  _globals['_ORCHESTRATOR']._serialized_start=1456
+  _globals['_ORCHESTRATOR']._serialized_end=1703
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,11 @@ class OrchestratorStub(object):
                 request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionRequest.SerializeToString,
                 response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionChunk.FromString,
                 _registered_method=True)
+        self.Embed = channel.unary_unary(
+                '/costmesh.v1.Orchestrator/Embed',
+                request_serializer=costmesh_dot_v1_dot_orchestrator__pb2.EmbeddingsRequest.SerializeToString,
+                response_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.EmbeddingsResponse.FromString,
+                _registered_method=True)
 
 
 class OrchestratorServicer(object):
@@ -62,6 +67,13 @@ class OrchestratorServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Embed(self, request, context):
+        """Embeddings (OpenAI's /v1/embeddings): the key's budget is reserved and settled like a completion's.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OrchestratorServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -74,6 +86,11 @@ def add_OrchestratorServicer_to_server(servicer, server):
                     servicer.CompleteStream,
                     request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionRequest.FromString,
                     response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.CompletionChunk.SerializeToString,
+            ),
+            'Embed': grpc.unary_unary_rpc_method_handler(
+                    servicer.Embed,
+                    request_deserializer=costmesh_dot_v1_dot_orchestrator__pb2.EmbeddingsRequest.FromString,
+                    response_serializer=costmesh_dot_v1_dot_orchestrator__pb2.EmbeddingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -130,6 +147,33 @@ class Orchestrator(object):
             '/costmesh.v1.Orchestrator/CompleteStream',
             costmesh_dot_v1_dot_orchestrator__pb2.CompletionRequest.SerializeToString,
             costmesh_dot_v1_dot_orchestrator__pb2.CompletionChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Embed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/costmesh.v1.Orchestrator/Embed',
+            costmesh_dot_v1_dot_orchestrator__pb2.EmbeddingsRequest.SerializeToString,
+            costmesh_dot_v1_dot_orchestrator__pb2.EmbeddingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -34,6 +34,8 @@ class OrchestratorStub:
     Complete: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionResponse]
     CompleteStream: _grpc.UnaryStreamMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionChunk]
     """Streams the answer as it is generated; the last chunk carries the full response with every decision."""
+    Embed: _grpc.UnaryUnaryMultiCallable[_orchestrator_pb2.EmbeddingsRequest, _orchestrator_pb2.EmbeddingsResponse]
+    """Embeddings (OpenAI's /v1/embeddings): the key's budget is reserved and settled like a completion's."""
 
 @_typing.type_check_only
 class OrchestratorAsyncStub(OrchestratorStub):
@@ -41,6 +43,8 @@ class OrchestratorAsyncStub(OrchestratorStub):
     Complete: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionResponse]  # type: ignore[assignment]
     CompleteStream: _aio.UnaryStreamMultiCallable[_orchestrator_pb2.CompletionRequest, _orchestrator_pb2.CompletionChunk]  # type: ignore[assignment]
     """Streams the answer as it is generated; the last chunk carries the full response with every decision."""
+    Embed: _aio.UnaryUnaryMultiCallable[_orchestrator_pb2.EmbeddingsRequest, _orchestrator_pb2.EmbeddingsResponse]  # type: ignore[assignment]
+    """Embeddings (OpenAI's /v1/embeddings): the key's budget is reserved and settled like a completion's."""
 
 class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -57,5 +61,13 @@ class OrchestratorServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_orchestrator_pb2.CompletionChunk], _abc.AsyncIterator[_orchestrator_pb2.CompletionChunk]]:
         """Streams the answer as it is generated; the last chunk carries the full response with every decision."""
+
+    @_abc_1.abstractmethod
+    def Embed(
+        self,
+        request: _orchestrator_pb2.EmbeddingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_orchestrator_pb2.EmbeddingsResponse, _abc.Awaitable[_orchestrator_pb2.EmbeddingsResponse]]:
+        """Embeddings (OpenAI's /v1/embeddings): the key's budget is reserved and settled like a completion's."""
 
 def add_OrchestratorServicer_to_server(servicer: OrchestratorServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

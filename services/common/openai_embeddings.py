@@ -1,0 +1,74 @@
+"""OpenAI's /v1/embeddings wire format <-> EmbeddingsRequest / EmbeddingsResponse, for the gateway and for
+batch lines whose url is /v1/embeddings.
+
+Accepted: `model` "costmesh-embedding" (the stack's embedding model, whichever backend serves it), `input`
+as a string or a list of strings, `encoding_format` "float" or "base64" (little-endian float32, what the
+openai SDK asks for by default and decodes), `user` (ignored). Token-array inputs and `dimensions` are
+refused with a message naming the field: the local model takes text and has one size.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import numpy as np
+
+from costmesh.v1 import orchestrator_pb2
+from services.common.openai_wire import WireError
+
+EMBEDDING_MODEL = "costmesh-embedding"
+KNOWN = {"model", "input", "encoding_format", "user", "dimensions"}
+
+
+def embeddings_request(body: Any, tenant: str = "") -> tuple[orchestrator_pb2.EmbeddingsRequest, str]:
+    """The request, and the encoding its response should use. Raises WireError."""
+    if not isinstance(body, dict):
+        raise WireError("the body must be a JSON object")
+    unknown = sorted(set(body) - KNOWN)
+    if unknown:
+        raise WireError(f"unsupported field {unknown[0]!r}", unknown[0])
+    if body.get("model") != EMBEDDING_MODEL:
+        raise WireError(
+            f"The model {body.get('model')!r} does not exist: use {EMBEDDING_MODEL!r}", "model", "model_not_found"
+        )
+    if body.get("dimensions") is not None:
+        raise WireError("dimensions is not supported: the embedding model has one size", "dimensions")
+    encoding = body.get("encoding_format") or "float"
+    if encoding not in ("float", "base64"):
+        raise WireError("encoding_format must be 'float' or 'base64'", "encoding_format")
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not isinstance(texts, list) or not texts:
+        raise WireError("input must be a string or a non-empty list of strings", "input")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise WireError(f"input[{i}] must be a string (token arrays are not supported)", "input")
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            raise WireError(f"input[{i}] is not valid Unicode (it has a lone surrogate)", "input") from None
+    return orchestrator_pb2.EmbeddingsRequest(tenant=tenant, input=texts), encoding
+
+
+def encode_vector(values: Any, encoding: str) -> list[float] | str:
+    if encoding == "base64":
+        return base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
+    return list(values)
+
+
+def embeddings_body(response: orchestrator_pb2.EmbeddingsResponse, encoding: str = "float") -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode_vector(e.values, encoding)}
+            for i, e in enumerate(response.data)
+        ],
+        "model": response.model,
+        "usage": {"prompt_tokens": response.prompt_tokens, "total_tokens": response.prompt_tokens},
+        "costmesh": {
+            "cost_usd": response.cost.cost_usd,
+            "baseline_cost_usd": response.cost.baseline_cost_usd,
+            "trace_id": response.trace_id,
+        },
+    }

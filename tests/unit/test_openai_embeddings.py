@@ -1,0 +1,69 @@
+"""The /v1/embeddings wire format and the embedding call's price."""
+
+from __future__ import annotations
+
+import base64
+
+import numpy as np
+import pytest
+
+from costmesh.v1 import common_pb2, orchestrator_pb2
+from services.common.errors import InvalidInput
+from services.common.openai_embeddings import EMBEDDING_MODEL, embeddings_body, embeddings_request
+from services.common.openai_wire import WireError
+from services.inference.embeddings import MAX_INPUTS, check_inputs, embedding_cost
+from services.inference.pricing import DEFAULT_PRICES
+
+
+def test_a_string_or_a_list_of_strings_and_the_encoding() -> None:
+    one, encoding = embeddings_request({"model": EMBEDDING_MODEL, "input": "hello"}, tenant="acme")
+    assert list(one.input) == ["hello"] and one.tenant == "acme" and encoding == "float"
+    many, encoding = embeddings_request({"model": EMBEDDING_MODEL, "input": ["a", "b"], "encoding_format": "base64"})
+    assert list(many.input) == ["a", "b"] and encoding == "base64"
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "fragment"),
+    [
+        ({"model": "text-embedding-ada-002", "input": "x"}, "model", "does not exist"),
+        ({"model": EMBEDDING_MODEL, "input": [1, 2, 3]}, "input", "token arrays are not supported"),
+        ({"model": EMBEDDING_MODEL, "input": []}, "input", "non-empty list"),
+        ({"model": EMBEDDING_MODEL, "input": "x", "dimensions": 64}, "dimensions", "one size"),
+        ({"model": EMBEDDING_MODEL, "input": "x", "encoding_format": "int8"}, "encoding_format", "base64"),
+        ({"model": EMBEDDING_MODEL, "input": "x", "stream": True}, "stream", "unsupported"),
+        ({"model": EMBEDDING_MODEL, "input": "\ud800"}, "input", "lone surrogate"),
+    ],
+)
+def test_bad_bodies_name_the_field(body: dict[str, object], param: str, fragment: str) -> None:
+    with pytest.raises(WireError, match=fragment) as caught:
+        embeddings_request(body)
+    assert caught.value.param == param
+
+
+def test_base64_is_little_endian_float32_as_the_openai_sdk_decodes_it() -> None:
+    vector = [0.25, -1.5, 3.0]
+    response = orchestrator_pb2.EmbeddingsResponse(
+        data=[common_pb2.Embedding(values=vector)], model="all-minilm-l6-v2", prompt_tokens=3
+    )
+    body = embeddings_body(response, "base64")
+    decoded = np.frombuffer(base64.b64decode(body["data"][0]["embedding"]), dtype="<f4")
+    assert decoded.tolist() == vector
+    assert embeddings_body(response)["data"][0]["embedding"] == vector
+    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3} and body["object"] == "list"
+
+
+def test_inputs_are_checked_before_any_model_runs() -> None:
+    with pytest.raises(InvalidInput, match="at least one"):
+        check_inputs([])
+    with pytest.raises(InvalidInput, match=r"input\[1\] is empty"):
+        check_inputs(["ok", "  "])
+    with pytest.raises(InvalidInput, match="at most 2048"):
+        check_inputs(["x"] * (MAX_INPUTS + 1))
+
+
+def test_the_batch_lane_pays_the_batch_share_and_books_it_as_the_saving() -> None:
+    realtime = embedding_cost(1_000_000, "text-embedding-3-small", DEFAULT_PRICES, batch=False)
+    batch = embedding_cost(1_000_000, "text-embedding-3-small", DEFAULT_PRICES, batch=True)
+    assert realtime.cost_usd == pytest.approx(0.02) and realtime.by_intervention == {}
+    assert batch.cost_usd == pytest.approx(0.01) and batch.baseline_cost_usd == pytest.approx(0.02)
+    assert batch.by_intervention == {"batch": pytest.approx(0.01)}
