@@ -10,15 +10,32 @@ refused with a message naming the field: the local model takes text and has one 
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from costmesh.v1 import orchestrator_pb2
+from services.common.errors import InvalidInput
 from services.common.openai_wire import WireError
 
 EMBEDDING_MODEL = "costmesh-embedding"
 KNOWN = {"model", "input", "encoding_format", "user", "dimensions"}
+MAX_INPUTS = 2048  # what OpenAI's /v1/embeddings takes in one call
+MAX_CHARS = 32_000  # per input: ~8k tokens, OpenAI's limit for its embedding models
+
+
+def check_inputs(texts: Sequence[str]) -> None:
+    """What every embedding call must satisfy, checked where it enters (gateway, batch line, inference)."""
+    if not texts:
+        raise InvalidInput("input must hold at least one text")
+    if len(texts) > MAX_INPUTS:
+        raise InvalidInput(f"at most {MAX_INPUTS} inputs per call, got {len(texts)}")
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise InvalidInput(f"input[{i}] is empty")
+        if len(text) > MAX_CHARS:
+            raise InvalidInput(f"input[{i}] has {len(text)} characters; at most {MAX_CHARS}")
 
 
 def embeddings_request(body: Any, tenant: str = "") -> tuple[orchestrator_pb2.EmbeddingsRequest, str]:
@@ -48,6 +65,10 @@ def embeddings_request(body: Any, tenant: str = "") -> tuple[orchestrator_pb2.Em
             text.encode()
         except UnicodeEncodeError:
             raise WireError(f"input[{i}] is not valid Unicode (it has a lone surrogate)", "input") from None
+    try:
+        check_inputs(texts)
+    except InvalidInput as e:
+        raise WireError(str(e), "input") from None
     return orchestrator_pb2.EmbeddingsRequest(tenant=tenant, input=texts), encoding
 
 

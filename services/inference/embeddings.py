@@ -18,12 +18,11 @@ from openai import AsyncOpenAI
 
 from services.common.embedding import OnnxMiniLM, load_minilm
 from services.common.errors import BackendUnavailable, InvalidInput, MissingConfig, RateLimited
+from services.common.openai_embeddings import check_inputs
 from services.inference.core import InferenceMetrics
 from services.inference.domain import Cost, Usage
 from services.inference.pricing import Price, price_of
 
-MAX_INPUTS = 2048  # what OpenAI's /v1/embeddings takes in one call
-MAX_CHARS = 32_000  # per input: ~8k tokens, OpenAI's limit for its embedding models
 LOCAL_CHUNK = 64  # texts per ONNX run: bounds the padded batch's memory
 
 
@@ -103,18 +102,6 @@ def make_embedding_backend(spec: str, threads: int, openai_model: str, api_key: 
             raise MissingConfig("the openai embedding backend needs OPENAI_API_KEY")
         return OpenAIEmbeddings(AsyncOpenAI(base_url=arg or None, api_key=api_key), openai_model)
     raise MissingConfig(f"embedding backend {kind!r} is not one of local, openai")
-
-
-def check_inputs(texts: Sequence[str]) -> None:
-    if not texts:
-        raise InvalidInput("input must hold at least one text")
-    if len(texts) > MAX_INPUTS:
-        raise InvalidInput(f"at most {MAX_INPUTS} inputs per call, got {len(texts)}")
-    for i, text in enumerate(texts):
-        if not text.strip():
-            raise InvalidInput(f"input[{i}] is empty")
-        if len(text) > MAX_CHARS:
-            raise InvalidInput(f"input[{i}] has {len(text)} characters; at most {MAX_CHARS}")
 
 
 def embedding_cost(tokens: int, price_model: str, prices: Mapping[str, Price], batch: bool) -> Cost:

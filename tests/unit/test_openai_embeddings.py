@@ -9,9 +9,15 @@ import pytest
 
 from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.errors import InvalidInput
-from services.common.openai_embeddings import EMBEDDING_MODEL, embeddings_body, embeddings_request
+from services.common.openai_embeddings import (
+    EMBEDDING_MODEL,
+    MAX_INPUTS,
+    check_inputs,
+    embeddings_body,
+    embeddings_request,
+)
 from services.common.openai_wire import WireError
-from services.inference.embeddings import MAX_INPUTS, check_inputs, embedding_cost
+from services.inference.embeddings import embedding_cost
 from services.inference.pricing import DEFAULT_PRICES
 
 
@@ -32,6 +38,7 @@ def test_a_string_or_a_list_of_strings_and_the_encoding() -> None:
         ({"model": EMBEDDING_MODEL, "input": "x", "encoding_format": "int8"}, "encoding_format", "base64"),
         ({"model": EMBEDDING_MODEL, "input": "x", "stream": True}, "stream", "unsupported"),
         ({"model": EMBEDDING_MODEL, "input": "\ud800"}, "input", "lone surrogate"),
+        ({"model": EMBEDDING_MODEL, "input": ["ok", " "]}, "input", r"input\[1\] is empty"),
     ],
 )
 def test_bad_bodies_name_the_field(body: dict[str, object], param: str, fragment: str) -> None:
