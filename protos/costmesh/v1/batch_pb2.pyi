@@ -54,13 +54,18 @@ class BatchItem(_message.Message):
     CUSTOM_ID_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
     OPENAI_LINE_FIELD_NUMBER: _builtins.int
+    EMBEDDINGS_FIELD_NUMBER: _builtins.int
     custom_id: _builtins.str
     """the caller's id, unique in the batch; results carry it back"""
     openai_line: _builtins.str
-    """or one line of an OpenAI batch input file (/v1/chat/completions)"""
+    """or one line of an OpenAI batch input file (/v1/chat/completions or /v1/embeddings)"""
     @_builtins.property
     def request(self) -> _orchestrator_pb2.CompletionRequest:
         """the same message as a real-time request (tenant may be left empty)"""
+
+    @_builtins.property
+    def embeddings(self) -> _orchestrator_pb2.EmbeddingsRequest:
+        """an embeddings request (a parsed /v1/embeddings line)"""
 
     def __init__(
         self,
@@ -68,12 +73,13 @@ class BatchItem(_message.Message):
         custom_id: _builtins.str = ...,
         request: _orchestrator_pb2.CompletionRequest | None = ...,
         openai_line: _builtins.str = ...,
+        embeddings: _orchestrator_pb2.EmbeddingsRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "openai_line", b"openai_line", "request", b"request"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "embeddings", b"embeddings", "openai_line", b"openai_line", "request", b"request"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "custom_id", b"custom_id", "openai_line", b"openai_line", "request", b"request"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "custom_id", b"custom_id", "embeddings", b"embeddings", "openai_line", b"openai_line", "request", b"request"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "openai_line"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["request", "openai_line", "embeddings"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -205,6 +211,7 @@ class BatchResult(_message.Message):
     INDEX_FIELD_NUMBER: _builtins.int
     RESPONSE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    EMBEDDINGS_FIELD_NUMBER: _builtins.int
     FAILED_ATTEMPTS_COST_USD_FIELD_NUMBER: _builtins.int
     custom_id: _builtins.str
     index: _builtins.int
@@ -217,6 +224,8 @@ class BatchResult(_message.Message):
     def response(self) -> _orchestrator_pb2.CompletionResponse: ...
     @_builtins.property
     def error(self) -> Global___BatchError: ...
+    @_builtins.property
+    def embeddings(self) -> _orchestrator_pb2.EmbeddingsResponse: ...
     def __init__(
         self,
         *,
@@ -224,13 +233,14 @@ class BatchResult(_message.Message):
         index: _builtins.int = ...,
         response: _orchestrator_pb2.CompletionResponse | None = ...,
         error: Global___BatchError | None = ...,
+        embeddings: _orchestrator_pb2.EmbeddingsResponse | None = ...,
         failed_attempts_cost_usd: _builtins.float = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["embeddings", b"embeddings", "error", b"error", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_id", b"custom_id", "error", b"error", "failed_attempts_cost_usd", b"failed_attempts_cost_usd", "index", b"index", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom_id", b"custom_id", "embeddings", b"embeddings", "error", b"error", "failed_attempts_cost_usd", b"failed_attempts_cost_usd", "index", b"index", "outcome", b"outcome", "response", b"response"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["response", "error"]  # noqa: Y015
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["response", "error", "embeddings"]  # noqa: Y015
     _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
 
