@@ -15,7 +15,7 @@ import grpc
 
 from costmesh.v1 import batch_pb2, batch_pb2_grpc
 from services.cli.ask import auth_metadata
-from services.common.openai_wire import batch_output_line
+from services.common.openai_batch import batch_output_line
 
 
 class Client:

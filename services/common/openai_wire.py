@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
+from costmesh.v1 import common_pb2, orchestrator_pb2
 from services.common.contracts import TIER_NAMES
 
 ROLES = {
@@ -195,20 +195,4 @@ def chat_completion(response: orchestrator_pb2.CompletionResponse, created: int)
         ],
         "usage": usage(response),
         "costmesh": decisions(response),
-    }
-
-
-def batch_output_line(result: batch_pb2.BatchResult) -> dict[str, Any]:
-    """One line of OpenAI's batch output file; a failed item carries its error instead of a response."""
-    line_id = f"costmesh_req_{result.index}"
-    if result.HasField("error"):
-        error = {"code": result.error.code, "message": result.error.message}
-        return {"id": line_id, "custom_id": result.custom_id, "response": None, "error": error}
-    r = result.response
-    body = chat_completion(r, 0)
-    return {
-        "id": line_id,
-        "custom_id": result.custom_id,
-        "response": {"status_code": 200, "request_id": r.request_id, "body": body, "costmesh": body["costmesh"]},
-        "error": None,
     }

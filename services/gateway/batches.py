@@ -20,7 +20,7 @@ from starlette.types import Message
 
 from costmesh.v1 import batch_pb2
 from services.batch.lines import CHAT_URL
-from services.common.openai_wire import batch_output_line
+from services.common.openai_batch import batch_output_line
 from services.gateway.context import Caller, Gateway, authenticate, gateway_of, read_body, read_json
 from services.gateway.errors import ApiError, from_grpc
 from services.gateway.files import OUTPUT_PREFIX, BatchRecord, output_file_id

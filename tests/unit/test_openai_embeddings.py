@@ -7,8 +7,9 @@ import base64
 import numpy as np
 import pytest
 
-from costmesh.v1 import common_pb2, orchestrator_pb2
+from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 from services.common.errors import InvalidInput
+from services.common.openai_batch import batch_output_line
 from services.common.openai_embeddings import (
     EMBEDDING_MODEL,
     MAX_INPUTS,
@@ -74,3 +75,13 @@ def test_the_batch_lane_pays_the_batch_share_and_books_it_as_the_saving() -> Non
     assert realtime.cost_usd == pytest.approx(0.02) and realtime.by_intervention == {}
     assert batch.cost_usd == pytest.approx(0.01) and batch.baseline_cost_usd == pytest.approx(0.02)
     assert batch.by_intervention == {"batch": pytest.approx(0.01)}
+
+
+def test_an_embeddings_item_is_written_as_openais_batch_output_line() -> None:
+    response = orchestrator_pb2.EmbeddingsResponse(
+        request_id="doc-7", data=[common_pb2.Embedding(values=[0.5, 0.25])], model="all-minilm-l6-v2", prompt_tokens=4
+    )
+    line = batch_output_line(batch_pb2.BatchResult(custom_id="doc-7", index=3, embeddings=response))
+    assert line["custom_id"] == "doc-7" and line["error"] is None and line["response"]["status_code"] == 200
+    assert line["response"]["body"]["data"] == [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25]}]
+    assert line["response"]["body"]["usage"]["prompt_tokens"] == 4

@@ -9,7 +9,8 @@ import pytest
 from openai.types.chat import ChatCompletion
 
 from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
-from services.common.openai_wire import WireError, batch_output_line, chat_completion, chat_request
+from services.common.openai_batch import batch_output_line
+from services.common.openai_wire import WireError, chat_completion, chat_request
 
 
 def body(**overrides: Any) -> dict[str, Any]:
