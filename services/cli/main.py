@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -77,6 +79,11 @@ def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
         args.address or f"127.0.0.1:{settings.batch_port}", keys_cmd.caller_key(settings, args.key)
     )
     try:
+        if args.action == "refresh-index":
+            return _refresh_index(args, settings, client)
+        if not args.target:
+            print(f"error: batch {args.action} needs a file or a batch id", file=sys.stderr)
+            return 2
         if args.action == "submit":
             status = batch_cmd.submit(client, args.tenant, Path(args.target), args.timeout)
             print(status.batch_id)
@@ -94,6 +101,29 @@ def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _refresh_index(args: argparse.Namespace, settings: StackSettings, client: batch_cmd.Client) -> int:
+    from services.cli import refresh_index  # noqa: PLC0415 - weaviate-client loads only when asked for
+
+    if not args.source or not args.weaviate_class:
+        print("error: batch refresh-index needs --from FILE and --weaviate-class NAME", file=sys.stderr)
+        return 2
+    url = settings.weaviate_url or f"http://127.0.0.1:{settings.weaviate_port}"
+    try:
+        store = refresh_index.connect(url, settings.weaviate_grpc_port, settings.weaviate_api_key())
+    except Exception as exc:  # weaviate-client raises its own hierarchy for an unreachable server
+        print(f"error: Weaviate at {url}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        done = refresh_index.refresh(client, store, Path(args.source), args.weaviate_class, args.tenant, args.timeout)
+    except (ValueError, RuntimeError) as exc:  # a bad documents file; Weaviate refusing the upsert
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    print(json.dumps(dataclasses.asdict(done)))
+    return 1 if done.failed else 0
 
 
 def _replay(args: argparse.Namespace, settings: StackSettings) -> int:
@@ -163,10 +193,13 @@ def parser() -> argparse.ArgumentParser:
     bt = sub.add_parser(
         "batch",
         help="the batch lane: `submit FILE.jsonl` (OpenAI batch input) prints a batch id; `status ID [--watch]`; "
-        "`results ID > out.jsonl` (OpenAI batch output, streamed as items complete); `cancel ID`",
+        "`results ID > out.jsonl` (OpenAI batch output, streamed as items complete); `cancel ID`; "
+        "`refresh-index --from DOCS.jsonl --weaviate-class NAME` (re-embed on the batch lane, upsert into Weaviate)",
     )
-    bt.add_argument("action", choices=("submit", "status", "results", "cancel"))
-    bt.add_argument("target", help="the JSONL file (submit) or the batch id")
+    bt.add_argument("action", choices=("submit", "status", "results", "cancel", "refresh-index"))
+    bt.add_argument("target", nargs="?", default="", help="the JSONL file (submit) or the batch id")
+    bt.add_argument("--from", dest="source", default="", help="refresh-index: JSONL documents {id, text, ...}")
+    bt.add_argument("--weaviate-class", default="", help="refresh-index: the collection to upsert into")
     bt.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
     bt.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
     bt.add_argument("--watch", action="store_true", help="status: redraw the progress bar until done")
