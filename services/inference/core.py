@@ -193,6 +193,11 @@ class InferenceCore:
             raise
         return replace(prompt, priority=BATCH_PRIORITY) if lane == "batch" else prompt
 
+    def batch_must_wait(self) -> bool:
+        """True while any tier serves real-time calls (or did within batch_yield_s): batch work that shares
+        the machine's cores without a tier of its own (embeddings) waits then too."""
+        return bool(self._batch_yield_s) and any(self._realtime_active(tier) for tier in self._tiers)
+
     def _realtime_active(self, tier: Tier) -> bool:
         idle_s = time.monotonic() - self._realtime_done_at[tier]
         return self._realtime_busy[tier] > 0 or idle_s < self._batch_yield_s

@@ -11,7 +11,7 @@ import grpc
 from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc
 from services.common.contracts import role_pairs
 from services.common.deadlines import remaining_s
-from services.common.errors import InvalidInput, MissingConfig
+from services.common.errors import InvalidInput, MissingConfig, RateLimited
 from services.common.validation import check_enum, check_sampling
 from services.inference.core import InferenceCore
 from services.inference.domain import ChatMessage, ChatPrompt, GenerateResult, Sampling, Tier
@@ -158,6 +158,9 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         check_enum(request.lane, common_pb2.Lane.DESCRIPTOR, "lane")
         timeout = remaining_s(context, self._timeout_s)
         batch = lane_of(request) == "batch"
+        if batch and self._core.batch_must_wait():
+            # Real time first: the local embedder runs on the cores the model servers answer on.
+            raise RateLimited("real-time requests are using the models; batch embeddings wait", retry_after_s=1.0)
         embedded, cost = await self._embeddings.embed(list(request.input), batch, timeout)
         return inference_pb2.EmbedResponse(
             data=[common_pb2.Embedding(values=row.tolist(), model=embedded.model) for row in embedded.vectors],

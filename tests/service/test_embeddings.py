@@ -3,6 +3,7 @@ bad input is INVALID_ARGUMENT, an inference service without an embedding model F
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -10,9 +11,12 @@ import grpc
 import numpy as np
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client import CollectorRegistry
 
 from costmesh.v1 import common_pb2, inference_pb2, inference_pb2_grpc, orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.embedding import load_minilm
+from services.inference.core import InferenceCore, InferenceMetrics, TierConfig
+from services.inference.domain import Tier
 from services.inference.server import build_server as build_inference
 from services.inference.settings import InferenceSettings
 from tests.service.fakes import EchoBackend
@@ -86,3 +90,28 @@ async def test_without_an_embedding_model_embed_is_failed_precondition() -> None
         assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         prices = await stub.Prices(inference_pb2.PricesRequest(), timeout=10)
         assert not prices.HasField("embedding")
+
+
+async def test_batch_embeddings_wait_while_real_time_uses_the_models() -> None:
+    slow = EchoBackend("small", delay_s=0.5)
+    core = InferenceCore(
+        {Tier.SMALL: TierConfig([slow], "gpt-4o-mini"), Tier.LARGE: TierConfig([EchoBackend()], "gpt-4o")},
+        InferenceMetrics(CollectorRegistry()),
+        batch_yield_s=0.2,
+    )
+    async for channel in started(await build_inference(InferenceSettings(port=0), core)):
+        stub = inference_pb2_grpc.InferenceStub(channel)
+        batch = inference_pb2.EmbedRequest(input=["x"], lane=common_pb2.LANE_BATCH)
+        await stub.Embed(batch, timeout=30)  # an idle machine: batch embeddings run
+        prompt = inference_pb2.GenerateRequest(
+            tier=common_pb2.TIER_SMALL, messages=[common_pb2.Message(role=common_pb2.ROLE_USER, content="hi")]
+        )
+        realtime = asyncio.ensure_future(stub.Generate(prompt, timeout=30))
+        await asyncio.sleep(0.1)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Embed(batch, timeout=30)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # the consumer retries it later
+        await stub.Embed(inference_pb2.EmbedRequest(input=["x"]), timeout=30)  # real-time embeddings do not wait
+        await realtime
+        await asyncio.sleep(0.3)
+        await stub.Embed(batch, timeout=30)  # real time quiet again
