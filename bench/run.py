@@ -5,10 +5,25 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 
-from bench import cache, capacity, cascade, compress, distill, lanes, load, mesh, overhead, prefix, prune, router
+from bench import (
+    batch_queue,
+    cache,
+    capacity,
+    cascade,
+    compress,
+    distill,
+    lanes,
+    load,
+    mesh,
+    overhead,
+    prefix,
+    prune,
+    router,
+)
 
 BENCHES: dict[str, Callable[[list[str]], int]] = {
     "mesh": mesh.main,
+    "batch-queue": batch_queue.main,
     "overhead": overhead.main,
     "cache": cache.main,
     "capacity": capacity.main,

@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from launcher import secrets
+from launcher.kafka import kafka
 from launcher.model_info import describe
 from launcher.probes import grpc_serving, http_ok, redis_ping
 from launcher.process import Component
@@ -16,7 +17,7 @@ from services.common.meshauth import MESH_TOKEN_ENV
 from services.common.tokens import seed_tiktoken_cache
 
 SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator", "batch", "gateway")
-INFRA = ("redis", "weaviate", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
+INFRA = ("redis", "weaviate", "kafka", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
 
 
 def find_weaviate(settings: StackSettings) -> str | None:
@@ -330,6 +331,8 @@ def service(s: StackSettings, name: str) -> Component:
         env[f"{prefix}REDIS_URL"] = s.redis_url()
         env[f"{prefix}KEYS_REDIS_URL"] = s.redis_url()
         env[f"{prefix}ORCHESTRATOR_ADDR"] = f"127.0.0.1:{s.orchestrator_port}"
+        env[f"{prefix}QUEUE"] = s.queue
+        env[f"{prefix}KAFKA_BOOTSTRAP"] = f"127.0.0.1:{s.kafka_port}"
     address = f"127.0.0.1:{port}"
     return Component(
         name,
@@ -343,7 +346,7 @@ def service(s: StackSettings, name: str) -> Component:
 
 def stack(s: StackSettings) -> list[Component]:
     """Every component, in start order (dependencies first)."""
-    parts = [redis(s), weaviate(s)]
+    parts = [redis(s), weaviate(s), *([kafka(s)] if s.queue == "kafka" else [])]
     if not s.openai_api_key:
         parts += [vllm(s, "small"), vllm(s, "large"), vllm(s, "students"), ray_serve(s)]
     parts.append(llmlingua(s))  # local even with OpenAI tiers: it only scores tokens

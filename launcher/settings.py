@@ -12,6 +12,7 @@ from launcher import secrets
 from services.common.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
+KAFKA_VERSION = "4.4.0"  # of org.apache.kafka:kafka_2.13 in deploy/kafka/pom.xml (a unit test checks)
 LargeModel = Literal["qwen2.5-coder-1.5b-instruct", "qwen2.5-coder-0.5b-instruct-awq"]
 
 
@@ -37,6 +38,13 @@ class StackSettings(ServiceSettings):
     metrics_base_port: int = 9460  # each service's /metrics on base + (its gRPC port - 50050)
 
     redis_port: int = 6390
+    # The batch lane's queue: Redis Streams in the stack's Redis, or a Kafka broker (KRaft, one node) that
+    # `up` then starts from the jars scripts/setup-kafka.sh installs into kafka_home (launcher/kafka.py).
+    queue: Literal["redis", "kafka"] = "redis"
+    kafka_port: int = 9094
+    kafka_controller_port: int = 9095
+    kafka_home: Path = Path.home() / ".cache" / "costmesh" / f"kafka-{KAFKA_VERSION}"
+    kafka_heap: str = "384m"  # the broker's -Xmx: one node with three small topics
     weaviate_port: int = 8090
     weaviate_grpc_port: int = 50061  # off the 5005x range the mesh uses
     # A running Weaviate to use instead of starting one (its gRPC port is then weaviate_grpc_port), and its API

@@ -63,6 +63,9 @@ else
   echo "no Go toolchain: set WEAVIATE_URL to a running Weaviate, or costmesh falls back to embedded mode"
 fi
 
+step "Kafka broker jars (for COSTMESH_STACK_QUEUE=kafka)"
+bash scripts/setup-kafka.sh
+
 step "costmesh environment (.venv)"
 command -v uv >/dev/null || python3 -m pip install --quiet uv
 [ -x .venv/bin/python ] || uv venv --quiet --python 3.11 .venv

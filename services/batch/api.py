@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from costmesh.v1 import batch_pb2, orchestrator_pb2
-from services.batch.backends.base import WorkItem, WorkQueue
+from services.batch.backends.base import Priority, WorkItem, WorkQueue
 from services.batch.jobs import JobStore, JobSummary, UnknownBatch
 from services.batch.lines import BadLine, check_request, custom_id_of, parse_line
 from services.common.errors import InvalidInput
@@ -87,7 +87,9 @@ class BatchApi:
         self._store = store
         self._queue = queue
 
-    async def submit(self, tenant: str, items: list[batch_pb2.BatchItem], key_id: str = "") -> batch_pb2.BatchStatus:
+    async def submit(
+        self, tenant: str, items: list[batch_pb2.BatchItem], key_id: str = "", priority: Priority = "normal"
+    ) -> batch_pb2.BatchStatus:
         check_tenant(tenant)
         if not items:
             raise InvalidInput("a batch needs at least one item")
@@ -113,7 +115,7 @@ class BatchApi:
         for result in errors:
             await self._store.record(batch_id, result)
         failed = {r.index for r in errors}
-        await self._queue.publish([WorkItem(batch_id, i) for i in range(len(stored)) if i not in failed])
+        await self._queue.publish([WorkItem(batch_id, i, priority) for i in range(len(stored)) if i not in failed])
         return status_of(await self._store.summary(batch_id, tenant))
 
     async def status(self, tenant: str, batch_id: str) -> batch_pb2.BatchStatus:

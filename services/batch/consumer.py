@@ -2,7 +2,8 @@
 
 Crash safety: an entry is acknowledged only after its result is recorded, so a consumer killed mid-item
 leaves it pending. On restart the consumer first re-reads its own pending entries; entries of a consumer
-that never comes back are reclaimed by another after `reclaim_idle_ms`. An item that already has a result
+that never comes back are reclaimed by another after `reclaim_idle_ms` (on Kafka both come back through
+claim(), from the group's committed offsets). An item that already has a result
 (recorded just before a crash) is acknowledged without running again, and the job store keeps only the
 first result, so every item is answered exactly once in the results.
 """
@@ -70,12 +71,15 @@ class Consumer:
         if free <= 0:
             await asyncio.wait(self._running.values(), return_when=asyncio.FIRST_COMPLETED)
             return
-        reclaimed = await self._queue.reclaim(s.name, s.reclaim_idle_ms, free)
-        claimed = [c for c in reclaimed if c.receipt not in self._running]
-        await self._start(claimed or await self._queue.claim(s.name, free, block_ms=1000))
+        reclaimed = [
+            c for c in await self._queue.reclaim(s.name, s.reclaim_idle_ms, free) if c.receipt not in self._running
+        ]
+        await self._start(reclaimed or await self._queue.claim(s.name, free, block_ms=1000))
 
     async def _start(self, claimed: list[Claimed]) -> None:
         for c in claimed:
+            if c.receipt in self._running:
+                continue  # delivered again while it runs here (a Kafka rebalance): its run acknowledges it
             task = asyncio.create_task(self._handle(c))
             self._running[c.receipt] = task
             task.add_done_callback(functools.partial(self._finished, c.receipt))

@@ -8,7 +8,7 @@ from prometheus_client import Gauge
 
 from costmesh.v1 import batch_pb2, batch_pb2_grpc
 from services.batch.api import BatchApi
-from services.batch.backends.redis_streams import RedisStreamQueue
+from services.batch.backends.registry import make_queue
 from services.batch.callers import BatchGate
 from services.batch.consumer import Consumer, ConsumerSettings
 from services.batch.executor import MeshExecutor
@@ -36,7 +36,7 @@ async def build_server(settings: BatchSettings) -> Service:
     # The Batch RPCs authenticate API keys themselves (callers.py); the mesh token also admits.
     service = new_service("batch", settings, [SERVICE_NAME], public_prefixes=(f"/{SERVICE_NAME}/",))
     client = redis.Redis.from_url(settings.redis_url)
-    queue = RedisStreamQueue(client)
+    queue = make_queue(settings, client)
     store = JobStore(client, settings.retention_s)
     gate = BatchGate(KeyStore(redis.Redis.from_url(settings.keys_redis_url)) if settings.keys_redis_url else None)
     batch_pb2_grpc.add_BatchServicer_to_server(BatchServicer(BatchApi(store, queue), gate), service.server)
@@ -59,5 +59,5 @@ async def build_server(settings: BatchSettings) -> Service:
     service.checks["consumer"] = consuming  # Redis may answer PING while the queue still cannot be read
     service.periodic.append(("queue-depth", 5.0, refresh_depth))
     service.background.append(consumer.run)
-    service.closers += [consumer.close, executor.close, gate.close, client.aclose]
+    service.closers += [consumer.close, executor.close, gate.close, queue.close, client.aclose]
     return service

@@ -1,4 +1,5 @@
-"""The batch lane's queue, job store and consumer against real Redis, with an in-process executor.
+"""The batch lane's queue, job store and consumer against real Redis and a real Kafka broker (both started
+by the launcher, as `costmesh up` does), with an in-process executor. Every test runs on both queues.
 
 The end-to-end path through the running mesh, the real consumer process and vLLM is in
 tests/e2e/test_batch.py; here the executor is a fake so crashes can be placed exactly.
@@ -8,8 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import redis.asyncio as redis
@@ -17,12 +22,17 @@ import redis.asyncio as redis
 from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 from launcher.settings import StackSettings
 from services.batch.api import BatchApi
+from services.batch.backends.base import Claimed, WorkItem, WorkQueue
+from services.batch.backends.kafka import KafkaOptions, KafkaQueue
 from services.batch.backends.redis_streams import RedisStreamQueue
 from services.batch.consumer import Consumer, ConsumerSettings
 from services.batch.executor import ItemFailed
 from services.batch.jobs import JobStore, UnknownBatch
 from services.common.errors import InvalidInput
 from tests import stack
+
+Lane = tuple[JobStore, WorkQueue, BatchApi]
+KAFKA_SESSION_MS = 2000  # a killed consumer's partitions move after this long (broker minimum: 1000)
 
 
 class FakeExecutor:
@@ -57,21 +67,90 @@ class FakeExecutor:
 
 @pytest.fixture(scope="module")
 def redis_url() -> Iterator[str]:
-    """Only Redis: the executor is a fake, so no model server is needed."""
+    """Only Redis (the job store, and one of the queues): the executor is a fake, so no model server."""
     settings = StackSettings()
     started = stack.start(settings, ["redis"])
     yield settings.redis_url()
     stack.stop(settings, started)
 
 
+@pytest.fixture(scope="module")
+def kafka_bootstrap() -> Iterator[str]:
+    """The Kafka broker `costmesh up` starts with COSTMESH_STACK_QUEUE=kafka, by the same launcher."""
+    settings = StackSettings(queue="kafka")
+    started = stack.start(settings, ["kafka"])
+    yield f"127.0.0.1:{settings.kafka_port}"
+    stack.stop(settings, started)
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """Where one test's queue lives: its own stream (Redis) or its own topics and group (Kafka)."""
+
+    backend: str
+    redis_url: str
+    name: str  # the stream key, or the topic prefix and the group
+    bootstrap: str = ""
+
+    def open(self, client: redis.Redis) -> WorkQueue:
+        if self.backend == "redis":
+            return RedisStreamQueue(client, stream=self.name)
+        options = KafkaOptions(self.bootstrap, self.name, self.name, session_timeout_ms=KAFKA_SESSION_MS)
+        return KafkaQueue(options)
+
+
+@pytest.fixture(params=["redis", "kafka"])
+def queue_spec(request: pytest.FixtureRequest, redis_url: str) -> QueueSpec:
+    name = f"costmesh-test-batch-{uuid.uuid4().hex}"
+    if request.param == "redis":
+        return QueueSpec("redis", redis_url, name)
+    return QueueSpec("kafka", redis_url, name, request.getfixturevalue("kafka_bootstrap"))
+
+
 @pytest.fixture
-async def lane(redis_url: str) -> AsyncIterator[tuple[JobStore, RedisStreamQueue, BatchApi]]:
-    client = redis.Redis.from_url(redis_url)
-    stream = f"costmesh:test:batch:{uuid.uuid4().hex}"  # a queue of this test's own
-    store, queue = JobStore(client, 600), RedisStreamQueue(client, stream=stream)
+async def lane(queue_spec: QueueSpec) -> AsyncIterator[Lane]:
+    client = redis.Redis.from_url(queue_spec.redis_url)
+    store, queue = JobStore(client, 600), queue_spec.open(client)
     yield store, queue, BatchApi(store, queue)
-    await client.delete(stream)
+    if queue_spec.backend == "redis":
+        await client.delete(*(f"{queue_spec.name}{suffix}" for suffix in ("", ":high", ":low")))
+    else:
+        await queue.close()
     await client.aclose()
+
+
+# A consumer in a process of its own: claims `count` entries, says how many, and waits to be killed.
+CLAIMER = """
+import asyncio, json, os, sys
+import redis.asyncio as redis
+from tests.integration.test_batch_lane import QueueSpec
+
+async def main() -> None:
+    spec = QueueSpec(**json.loads(os.environ["QUEUE_SPEC"]))
+    queue = spec.open(redis.Redis.from_url(spec.redis_url))
+    claimed = []
+    while len(claimed) < int(sys.argv[1]):
+        claimed += await queue.claim("dead-consumer", int(sys.argv[1]) - len(claimed), block_ms=500)
+    print(len(claimed), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def claim_then_die(spec: QueueSpec, count: int) -> int:
+    """Another consumer process claims entries and is killed (SIGKILL) before acknowledging any."""
+    env = {**os.environ, "QUEUE_SPEC": json.dumps(spec.__dict__)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", CLAIMER, str(count), env=env, stdout=asyncio.subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    return int(line or 0)
 
 
 def settings(name: str = "c1", reclaim_idle_ms: int = 600_000) -> ConsumerSettings:
@@ -113,7 +192,7 @@ async def all_results(api: BatchApi, batch_id: str) -> list[batch_pb2.BatchResul
     return [r async for r in api.results("acme", batch_id)]
 
 
-async def test_submit_drain_and_stream_with_per_line_errors(lane: tuple[JobStore, RedisStreamQueue, BatchApi]) -> None:
+async def test_submit_drain_and_stream_with_per_line_errors(lane: Lane) -> None:
     store, queue, api = lane
     batch = [
         *items(4),
@@ -139,7 +218,7 @@ async def test_submit_drain_and_stream_with_per_line_errors(lane: tuple[JobStore
 
 
 async def test_consumer_killed_mid_job_restarts_and_answers_each_item_exactly_once(
-    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+    lane: Lane,
 ) -> None:
     store, queue, api = lane
     status = await api.submit("acme", items(6))
@@ -169,21 +248,20 @@ async def test_consumer_killed_mid_job_restarts_and_answers_each_item_exactly_on
     assert final.succeeded == 6 and final.failed == 0
 
 
-async def test_entries_of_a_dead_consumer_are_reclaimed_by_another(
-    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
-) -> None:
+async def test_entries_of_a_dead_consumer_are_reclaimed_by_another(lane: Lane, queue_spec: QueueSpec) -> None:
     store, queue, api = lane
     status = await api.submit("acme", items(2))
-    claimed = await queue.claim("dead-consumer", 2, block_ms=100)  # claimed, then the process vanished
-    assert len(claimed) == 2
+    assert await claim_then_die(queue_spec, 2) == 2  # claimed, then the process vanished
     await asyncio.sleep(0.2)
+    # Redis: c2 takes the entries over once they are idle for 100 ms. Kafka: the group drops the dead member
+    # after its session timeout and c2 gets its partitions, from the offsets it never committed.
     other = FakeExecutor()
     await drain(Consumer(queue, store, other, settings("c2", reclaim_idle_ms=100)), store, status.batch_id)
     assert sorted(other.calls) == ["question 0", "question 1"]
     assert len(await all_results(api, status.batch_id)) == 2
 
 
-async def test_rate_limited_items_wait_and_retry(lane: tuple[JobStore, RedisStreamQueue, BatchApi]) -> None:
+async def test_rate_limited_items_wait_and_retry(lane: Lane) -> None:
     store, queue, api = lane
     status = await api.submit("acme", items(1))
     executor = FakeExecutor(busy_times=3)
@@ -193,7 +271,7 @@ async def test_rate_limited_items_wait_and_retry(lane: tuple[JobStore, RedisStre
 
 
 async def test_an_item_rate_limited_past_its_attempt_cap_fails_with_its_last_status(
-    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+    lane: Lane,
 ) -> None:
     store, queue, api = lane
     status = await api.submit("acme", items(1))
@@ -205,7 +283,7 @@ async def test_an_item_rate_limited_past_its_attempt_cap_fails_with_its_last_sta
 
 
 async def test_cancel_marks_what_is_left_and_the_consumer_skips_it(
-    lane: tuple[JobStore, RedisStreamQueue, BatchApi],
+    lane: Lane,
 ) -> None:
     store, queue, api = lane
     status = await api.submit("acme", items(3))
@@ -224,7 +302,7 @@ async def test_cancel_marks_what_is_left_and_the_consumer_skips_it(
     assert {r.error.code for r in await all_results(api, status.batch_id)} == {"CANCELLED"}
 
 
-async def test_another_tenant_cannot_see_a_batch(lane: tuple[JobStore, RedisStreamQueue, BatchApi]) -> None:
+async def test_another_tenant_cannot_see_a_batch(lane: Lane) -> None:
     _, _, api = lane
     status = await api.submit("acme", items(1))
     with pytest.raises(UnknownBatch):
@@ -236,3 +314,21 @@ async def test_another_tenant_cannot_see_a_batch(lane: tuple[JobStore, RedisStre
         with pytest.raises(InvalidInput, match="not a batch id"):
             await api.status("acme", malformed)
     assert (await api.recent("acme", 1))[0].batch_id == status.batch_id  # newest first
+
+
+async def test_higher_priorities_are_claimed_first(lane: Lane) -> None:
+    _, queue, _ = lane
+    await queue.publish([WorkItem("warm-up", 0)])  # the consumer joins (Kafka: gets its partitions) first
+    warm: list[Claimed] = []
+    while not warm:
+        warm = await queue.claim("c1", 10, block_ms=500)
+    await queue.ack(warm[0])
+    waiting = [WorkItem("b", i, priority) for priority in ("low", "normal", "high") for i in range(3)]
+    await queue.publish(waiting)
+    await asyncio.sleep(0.5)  # every entry is there (Kafka: fetched into the consumer's buffer)
+    claimed = await queue.claim("c1", 9, block_ms=500)
+    assert [c.item.priority for c in claimed] == ["high"] * 3 + ["normal"] * 3 + ["low"] * 3
+    assert sorted(c.item.index for c in claimed if c.item.priority == "low") == [0, 1, 2]
+    for c in claimed:
+        await queue.ack(c)
+    assert await queue.depth() == 0

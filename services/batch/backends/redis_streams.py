@@ -1,5 +1,8 @@
 """The batch queue on Redis Streams with one consumer group: XADD, XREADGROUP, XACK, XAUTOCLAIM.
 
+One stream per priority: normal items on the base key (where every item was before priorities), high and
+low ones on `<key>:high` and `<key>:low`. Reads go high, normal, low; a receipt is `<priority>/<entry id>`.
+
 A Redis that restarts without its data (no AOF, a lost volume, a FLUSHALL) loses the group: every group
 command then fails with NOGROUP. The queue re-creates the group (from the stream's start, so entries
 still in the stream are delivered again; the job store skips items that already have a result) and
@@ -8,6 +11,7 @@ retries the command once, instead of failing every read until the process restar
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -15,7 +19,7 @@ from typing import TypeVar
 import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
-from services.batch.backends.base import Claimed, WorkItem
+from services.batch.backends.base import PRIORITIES, Claimed, Priority, WorkItem
 
 STREAM = "costmesh:batch:queue"
 GROUP = "batch-consumers"
@@ -23,20 +27,21 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def _claimed(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Claimed]:
+def _claimed(priority: Priority, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> list[Claimed]:
     out = []
     for entry_id, fields in entries:
+        receipt = f"{priority}/{entry_id.decode()}"
         if not fields:  # an entry deleted while pending (trimmed): nothing to do but ack it
-            out.append(Claimed(entry_id.decode(), WorkItem("", -1)))
+            out.append(Claimed(receipt, WorkItem("", -1, priority)))
             continue
-        out.append(Claimed(entry_id.decode(), WorkItem(fields[b"batch"].decode(), int(fields[b"index"]))))
+        out.append(Claimed(receipt, WorkItem(fields[b"batch"].decode(), int(fields[b"index"]), priority)))
     return out
 
 
 class RedisStreamQueue:
     def __init__(self, client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> None:
         self._redis = client
-        self._stream = stream
+        self._streams: dict[Priority, str] = {p: stream if p == "normal" else f"{stream}:{p}" for p in PRIORITIES}
         self._group = group
         self._group_ready = False
 
@@ -47,11 +52,12 @@ class RedisStreamQueue:
     async def _ensure_group(self) -> None:
         if self._group_ready:
             return
-        try:
-            await self._redis.xgroup_create(self._stream, self._group, id="0", mkstream=True)
-        except ResponseError as e:
-            if "BUSYGROUP" not in str(e):
-                raise
+        for stream in self._streams.values():
+            try:
+                await self._redis.xgroup_create(stream, self._group, id="0", mkstream=True)
+            except ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
         self._group_ready = True
 
     async def _grouped(self, command: Callable[[], Awaitable[T]]) -> T:
@@ -62,7 +68,7 @@ class RedisStreamQueue:
         except ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
-        log.warning("consumer group %s of %s is gone (Redis lost its data?); re-creating it", self._group, self._stream)
+        log.warning("consumer group %s is gone (Redis lost its data?); re-creating it", self._group)
         self._group_ready = False
         await self._ensure_group()
         return await command()
@@ -71,39 +77,68 @@ class RedisStreamQueue:
         await self._ensure_group()
         async with self._redis.pipeline(transaction=False) as pipe:
             for item in items:
-                pipe.xadd(self._stream, {"batch": item.batch_id, "index": item.index})
+                pipe.xadd(self._streams[item.priority], {"batch": item.batch_id, "index": item.index})
             await pipe.execute()
 
     async def claim(self, consumer: str, count: int, block_ms: int) -> list[Claimed]:
-        return await self._read(consumer, ">", count, block_ms)
+        out: list[Claimed] = []
+        for priority in PRIORITIES:  # what is there now, higher priorities first
+            if len(out) < count:
+                out += await self._read(consumer, priority, ">", count - len(out), None)
+        if out:
+            return out
+        reply = await self._grouped(  # nothing queued: wait for the first entries of any priority
+            lambda: self._redis.xreadgroup(
+                self._group, consumer, {s: ">" for s in self._streams.values()}, count=count, block=block_ms
+            )
+        )
+        return self._by_stream(reply)
 
     async def recover(self, consumer: str, count: int) -> list[Claimed]:
-        return await self._read(consumer, "0", count, None)  # "0": this consumer's pending entries
+        out: list[Claimed] = []
+        for priority in PRIORITIES:  # "0": this consumer's pending entries
+            out += await self._read(consumer, priority, "0", count, None)
+        return out
 
-    async def _read(self, consumer: str, start: str, count: int, block_ms: int | None) -> list[Claimed]:
+    async def _read(
+        self, consumer: str, priority: Priority, start: str, count: int, block_ms: int | None
+    ) -> list[Claimed]:
+        stream = self._streams[priority]
         reply = await self._grouped(
-            lambda: self._redis.xreadgroup(self._group, consumer, {self._stream: start}, count=count, block=block_ms)
+            lambda: self._redis.xreadgroup(self._group, consumer, {stream: start}, count=count, block=block_ms)
         )
-        return _claimed(reply[0][1]) if reply else []
+        return _claimed(priority, reply[0][1]) if reply else []
+
+    def _by_stream(self, reply: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None) -> list[Claimed]:
+        priority_of = {s.encode(): p for p, s in self._streams.items()}
+        return [c for stream, entries in reply or [] for c in _claimed(priority_of[stream], entries)]
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Claimed]:
-        reply = await self._grouped(
-            lambda: self._redis.xautoclaim(self._stream, self._group, consumer, min_idle_ms, "0-0", count=count)
-        )
-        return _claimed(reply[1])
+        out: list[Claimed] = []
+        for priority, stream in self._streams.items():
+            if len(out) >= count:
+                break
+            command = functools.partial(
+                self._redis.xautoclaim, stream, self._group, consumer, min_idle_ms, "0-0", count=count - len(out)
+            )
+            reply = await self._grouped(command)
+            out += _claimed(priority, reply[1])
+        return out
 
     async def ack(self, claimed: Claimed) -> None:
         await self._grouped(lambda: self._ack(claimed.receipt))
 
     async def _ack(self, receipt: str) -> None:
+        priority, entry_id = receipt.split("/", 1)
+        stream = self._streams[priority]  # type: ignore[index]  # a receipt of ours names one
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self._stream, self._group, receipt)
-            pipe.xdel(self._stream, receipt)  # done entries are not kept: the job store has the result
+            pipe.xack(stream, self._group, entry_id)
+            pipe.xdel(stream, entry_id)  # done entries are not kept: the job store has the result
             await pipe.execute()
 
     async def depth(self) -> int:
         await self._ensure_group()
-        return int(await self._redis.xlen(self._stream))
+        return sum([int(await self._redis.xlen(s)) for s in self._streams.values()])
 
     async def close(self) -> None:
         await self._redis.aclose()
