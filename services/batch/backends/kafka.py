@@ -150,7 +150,8 @@ class KafkaQueue:
         # A partition just created has no leader for a moment; sends before then are refused and retried.
         for _ in range(50):
             described = await admin.describe_topics(list(self._topics.values()))
-            if all(p["leader"] >= 0 for t in described for p in t["partitions"]):
+            # A fresh broker may describe a topic it just created with no partitions yet: not ready either.
+            if all(t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
                 break
             await asyncio.sleep(0.1)
         self._partitions = {t["topic"]: len(t["partitions"]) for t in described}
