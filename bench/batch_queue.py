@@ -39,6 +39,9 @@ class InstantExecutor:
             request_id=request.request_id, answer="ok", cost=common_pb2.CostReport(cost_usd=0.0)
         )
 
+    async def embed(self, request: orchestrator_pb2.EmbeddingsRequest) -> orchestrator_pb2.EmbeddingsResponse:
+        return orchestrator_pb2.EmbeddingsResponse(request_id=request.request_id)
+
     async def close(self) -> None:
         pass
 

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 from costmesh.v1 import batch_pb2, orchestrator_pb2
 from services.batch.backends.base import Priority, WorkItem, WorkQueue
 from services.batch.jobs import JobStore, JobSummary, UnknownBatch
-from services.batch.lines import BadLine, check_request, custom_id_of, parse_line
+from services.batch.lines import BadLine, Request, check_request, custom_id_of, parse_line
 from services.common.errors import InvalidInput
 from services.common.meshauth import KEY_ID_ENTRY
+from services.common.openai_embeddings import check_inputs
 from services.common.validation import check_tenant
 
 MAX_ITEMS = 50_000  # OpenAI's Batch API limit per file
@@ -54,27 +55,47 @@ def error_result(index: int, custom_id: str, code: str, message: str) -> batch_p
     )
 
 
-def normalize(tenant: str, item: batch_pb2.BatchItem, key_id: str = "") -> batch_pb2.BatchItem:
+def normalize(tenant: str, item: batch_pb2.BatchItem, key_id: str = "", endpoint: str = "") -> batch_pb2.BatchItem:
     """The item as the consumer will run it: an OpenAI line parsed, the batch's tenant and the key that
     pays for it filled in. Raises BadLine with the reason when it cannot run."""
-    if item.WhichOneof("body") == "openai_line":
-        custom_id, request = parse_line(item.openai_line, tenant)
+    kind = item.WhichOneof("body")
+    if kind == "openai_line":
+        custom_id, request = parse_line(item.openai_line, tenant, endpoint)
         if item.custom_id and item.custom_id != custom_id:
             raise BadLine(f"custom_id {item.custom_id!r} differs from the line's {custom_id!r}")
-        return batch_pb2.BatchItem(custom_id=custom_id, request=for_key(request, key_id))
-    if not item.HasField("request"):
-        raise BadLine("an item needs a request or an openai_line")
+        return as_item(custom_id, for_key(request, key_id))
+    if kind == "embeddings":
+        embeddings = orchestrator_pb2.EmbeddingsRequest()
+        embeddings.CopyFrom(item.embeddings)
+        own_batch_tenant(embeddings, tenant, item.custom_id)
+        try:
+            check_inputs(list(embeddings.input))
+        except InvalidInput as e:
+            raise BadLine(str(e)) from None
+        return as_item(item.custom_id, for_key(embeddings, key_id))
+    if kind != "request":
+        raise BadLine("an item needs a request, an embeddings request or an openai_line")
     request = orchestrator_pb2.CompletionRequest()
     request.CopyFrom(item.request)
+    own_batch_tenant(request, tenant, item.custom_id)
+    check_request(request)
+    return as_item(item.custom_id, for_key(request, key_id))
+
+
+def own_batch_tenant(request: Request, tenant: str, custom_id: str) -> None:
     if request.tenant and request.tenant != tenant:
         raise BadLine(f"request.tenant {request.tenant!r} differs from the batch's {tenant!r}")
     request.tenant = tenant
-    request.request_id = request.request_id or item.custom_id
-    check_request(request)
-    return batch_pb2.BatchItem(custom_id=item.custom_id, request=for_key(request, key_id))
+    request.request_id = request.request_id or custom_id
 
 
-def for_key(request: orchestrator_pb2.CompletionRequest, key_id: str) -> orchestrator_pb2.CompletionRequest:
+def as_item(custom_id: str, request: Request) -> batch_pb2.BatchItem:
+    if isinstance(request, orchestrator_pb2.EmbeddingsRequest):
+        return batch_pb2.BatchItem(custom_id=custom_id, embeddings=request)
+    return batch_pb2.BatchItem(custom_id=custom_id, request=request)
+
+
+def for_key(request: Request, key_id: str) -> Request:
     """The request marked with the key the batch lane charges; a submitter cannot name another key."""
     request.metadata.pop(KEY_ID_ENTRY, None)
     if key_id:
@@ -88,7 +109,12 @@ class BatchApi:
         self._queue = queue
 
     async def submit(
-        self, tenant: str, items: list[batch_pb2.BatchItem], key_id: str = "", priority: Priority = "normal"
+        self,
+        tenant: str,
+        items: list[batch_pb2.BatchItem],
+        key_id: str = "",
+        priority: Priority = "normal",
+        endpoint: str = "",
     ) -> batch_pb2.BatchStatus:
         check_tenant(tenant)
         if not items:
@@ -100,7 +126,7 @@ class BatchApi:
         seen: set[str] = set()
         for index, item in enumerate(items):
             try:
-                ready = normalize(tenant, item, key_id)
+                ready = normalize(tenant, item, key_id, endpoint)
                 if ready.custom_id in seen:
                     raise BadLine(f"custom_id {ready.custom_id!r} appears twice in the batch")
             except BadLine as e:

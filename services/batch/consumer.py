@@ -119,10 +119,7 @@ class Consumer:
         while True:
             attempt += 1
             try:
-                response = await self._executor.complete(item.request)
-                return batch_pb2.BatchResult(
-                    custom_id=item.custom_id, index=index, response=response, failed_attempts_cost_usd=wasted
-                )
+                return await self._attempt(index, item, wasted)
             except ItemFailed as e:
                 wasted += e.spent_usd
                 # Every attempt counts, rate limits included: after max_attempts the item fails with its last
@@ -137,6 +134,14 @@ class Consumer:
                 await asyncio.sleep(delay)
                 if await self._store.cancel_requested(batch_id):
                     return error_result(index, item.custom_id, "CANCELLED", "batch cancelled")
+
+    async def _attempt(self, index: int, item: batch_pb2.BatchItem, wasted: float) -> batch_pb2.BatchResult:
+        result = batch_pb2.BatchResult(custom_id=item.custom_id, index=index, failed_attempts_cost_usd=wasted)
+        if item.WhichOneof("body") == "embeddings":
+            result.embeddings.CopyFrom(await self._executor.embed(item.embeddings))
+        else:
+            result.response.CopyFrom(await self._executor.complete(item.request))
+        return result
 
     async def close(self) -> None:
         for task in list(self._running.values()):

@@ -40,7 +40,21 @@ class Executor(Protocol):
         """The answer, or ItemFailed."""
         ...
 
+    async def embed(self, request: orchestrator_pb2.EmbeddingsRequest) -> orchestrator_pb2.EmbeddingsResponse:
+        """The embeddings, or ItemFailed."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def item_failed(e: grpc.aio.AioRpcError) -> ItemFailed:
+    return ItemFailed(
+        e.code().name,
+        e.details() or "",
+        retryable(e),
+        retry_after_s=trailer_number(e, RETRY_AFTER),
+        spent_usd=trailer_number(e, SPENT_USD),
+    )
 
 
 class MeshExecutor:
@@ -56,13 +70,17 @@ class MeshExecutor:
         try:
             response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
-            raise ItemFailed(
-                e.code().name,
-                e.details() or "",
-                retryable(e),
-                retry_after_s=trailer_number(e, RETRY_AFTER),
-                spent_usd=trailer_number(e, SPENT_USD),
-            ) from e
+            raise item_failed(e) from e
+        return response
+
+    async def embed(self, request: orchestrator_pb2.EmbeddingsRequest) -> orchestrator_pb2.EmbeddingsResponse:
+        on_lane = orchestrator_pb2.EmbeddingsRequest()
+        on_lane.CopyFrom(request)
+        on_lane.lane = common_pb2.LANE_BATCH
+        try:
+            response: orchestrator_pb2.EmbeddingsResponse = await self._stub.Embed(on_lane, timeout=self._timeout_s)
+        except grpc.aio.AioRpcError as e:
+            raise item_failed(e) from e
         return response
 
     async def close(self) -> None:

@@ -170,10 +170,15 @@ class JobStore:
 
     async def record(self, batch_id: str, result: batch_pb2.BatchResult) -> bool:
         """Writes the item's result unless one exists; True if this call wrote it."""
-        outcome = "succeeded" if result.HasField("response") else "failed"
+        answered = result.WhichOneof("outcome") in ("response", "embeddings")
+        outcome = "succeeded" if answered else "failed"
         if result.HasField("error") and result.error.code == "CANCELLED":
             outcome = "cancelled"
-        cost = result.response.cost if result.HasField("response") else None
+        cost = None
+        if result.HasField("response"):
+            cost = result.response.cost
+        elif result.HasField("embeddings"):
+            cost = result.embeddings.cost
         key = PREFIX + batch_id
         written = await self._record(
             keys=[key, f"{key}:results", f"{key}:events"],

@@ -8,6 +8,10 @@ from costmesh.v1 import batch_pb2
 from services.common.openai_embeddings import embeddings_body
 from services.common.openai_wire import chat_completion
 
+# The endpoints a batch may run (OpenAI's Batch API names one per batch, and every line repeats it).
+CHAT_URL = "/v1/chat/completions"
+EMBEDDINGS_URL = "/v1/embeddings"
+
 
 def batch_output_line(result: batch_pb2.BatchResult) -> dict[str, Any]:
     """A failed item carries its error instead of a response; embeddings are written as floats."""

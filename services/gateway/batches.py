@@ -19,8 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message
 
 from costmesh.v1 import batch_pb2
-from services.batch.lines import CHAT_URL
-from services.common.openai_batch import batch_output_line
+from services.common.openai_batch import CHAT_URL, EMBEDDINGS_URL, batch_output_line
 from services.gateway.context import Caller, Gateway, authenticate, gateway_of, read_body, read_json
 from services.gateway.errors import ApiError, from_grpc
 from services.gateway.files import OUTPUT_PREFIX, BatchRecord, output_file_id
@@ -186,8 +185,9 @@ async def create_batch(request: Request) -> Response:
     body = await read_json(request, gw.settings.max_body_bytes)
     if not isinstance(body, dict) or not isinstance(body.get("input_file_id"), str):
         raise ApiError(400, "input_file_id is required", param="input_file_id")
-    if body.get("endpoint") != CHAT_URL:
-        raise ApiError(400, f"only endpoint {CHAT_URL} is supported", param="endpoint")
+    endpoint = body.get("endpoint")
+    if endpoint not in (CHAT_URL, EMBEDDINGS_URL):
+        raise ApiError(400, f"endpoint must be {CHAT_URL} or {EMBEDDINGS_URL}", param="endpoint")
     if body.get("completion_window", WINDOW) != WINDOW:
         raise ApiError(400, f"completion_window must be {WINDOW!r}", param="completion_window")
     metadata = body.get("metadata") or {}
@@ -205,11 +205,11 @@ async def create_batch(request: Request) -> Response:
     items = [batch_pb2.BatchItem(openai_line=line) for line in lines]
     try:
         status: batch_pb2.BatchStatus = await gw.batches.SubmitBatch(
-            batch_pb2.SubmitBatchRequest(items=items), timeout=120, metadata=caller.metadata
+            batch_pb2.SubmitBatchRequest(items=items, endpoint=endpoint), timeout=120, metadata=caller.metadata
         )
     except grpc.aio.AioRpcError as exc:
         raise from_grpc(exc) from None
-    record = BatchRecord(status.batch_id, caller.policy.tenant, body["input_file_id"], CHAT_URL, WINDOW, {**metadata})
+    record = BatchRecord(status.batch_id, caller.policy.tenant, body["input_file_id"], endpoint, WINDOW, {**metadata})
     await gw.files.record_batch(record)
     return JSONResponse(batch_object(status, record))
 

@@ -61,6 +61,17 @@ class FakeExecutor:
             cost=common_pb2.CostReport(cost_usd=0.001, baseline_cost_usd=0.01),
         )
 
+    async def embed(self, request: orchestrator_pb2.EmbeddingsRequest) -> orchestrator_pb2.EmbeddingsResponse:
+        """One vector per input, [len(text), 1.0]; priced like the completions, per input."""
+        self.calls.extend(request.input)
+        assert request.tenant == "acme"
+        n = len(request.input)
+        return orchestrator_pb2.EmbeddingsResponse(
+            request_id=request.request_id,
+            data=[common_pb2.Embedding(values=[float(len(t)), 1.0], model="fake") for t in request.input],
+            cost=common_pb2.CostReport(cost_usd=0.001 * n, baseline_cost_usd=0.001 * n),
+        )
+
     async def close(self) -> None:
         pass
 
@@ -215,6 +226,48 @@ async def test_submit_drain_and_stream_with_per_line_errors(lane: Lane) -> None:
     assert "not JSON" in results[4].error.message
     assert results[5].custom_id == "bad-role" and "role must be one of" in results[5].error.message
     assert await queue.depth() == 0
+
+
+def embeddings_line(custom_id: str, texts: object) -> str:
+    body = {"model": "text-embedding-3-small", "input": texts}
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": "/v1/embeddings", "body": body})
+
+
+async def test_embedding_lines_are_embedded_priced_and_a_bad_one_fails_alone(lane: Lane) -> None:
+    store, queue, api = lane
+    batch = [
+        batch_pb2.BatchItem(openai_line=embeddings_line("e0", ["alpha", "beta gamma"])),
+        batch_pb2.BatchItem(openai_line=embeddings_line("e1", "one text")),
+        batch_pb2.BatchItem(openai_line=embeddings_line("empty", [])),
+        batch_pb2.BatchItem(openai_line=embeddings_line("blank", ["ok", ""])),
+    ]
+    status = await api.submit("acme", batch, endpoint="/v1/embeddings")
+    assert status.total == 4 and status.failed == 2
+    executor = FakeExecutor()
+    await drain(Consumer(queue, store, executor, settings()), store, status.batch_id)
+    final = await api.status("acme", status.batch_id)
+    assert (final.succeeded, final.failed) == (2, 2)
+    assert final.cost_usd == pytest.approx(0.003)  # three inputs embedded
+    results = {r.custom_id: r for r in await all_results(api, status.batch_id)}
+    assert [list(e.values) for e in results["e0"].embeddings.data] == [[5.0, 1.0], [10.0, 1.0]]
+    assert [list(e.values) for e in results["e1"].embeddings.data] == [[8.0, 1.0]]
+    assert results["empty"].error.code == "INVALID_ARGUMENT"
+    assert results["blank"].error.code == "INVALID_ARGUMENT"
+    assert sorted(executor.calls) == ["alpha", "beta gamma", "one text"]
+
+
+async def test_a_line_for_another_endpoint_fails_alone(lane: Lane) -> None:
+    store, queue, api = lane
+    batch = [
+        batch_pb2.BatchItem(openai_line=embeddings_line("e0", "text")),
+        batch_pb2.BatchItem(openai_line=chat_line("c0", "a question")),
+    ]
+    status = await api.submit("acme", batch, endpoint="/v1/embeddings")
+    assert status.failed == 1
+    await drain(Consumer(queue, store, FakeExecutor(), settings()), store, status.batch_id)
+    results = {r.custom_id: r for r in await all_results(api, status.batch_id)}
+    assert results["e0"].HasField("embeddings")
+    assert "differs from the batch's endpoint" in results["c0"].error.message
 
 
 async def test_consumer_killed_mid_job_restarts_and_answers_each_item_exactly_once(

@@ -47,7 +47,9 @@ def test_json_schema_response_format_is_kept() -> None:
     [
         ("{not json", "not JSON"),
         ("[1, 2]", "JSON object"),
-        (json.dumps({"custom_id": "x", "url": "/v1/embeddings", "body": {}}), "only POST /v1/chat/completions"),
+        (json.dumps({"custom_id": "x", "url": "/v1/files", "body": {}}), "only POST /v1/chat/completions"),
+        (json.dumps({"custom_id": "x", "url": "/v1/embeddings", "body": {"model": "m"}}), "input"),
+        (json.dumps({"custom_id": "x", "url": "/v1/embeddings", "body": {"model": "m", "input": [""]}}), "empty"),
         (json.dumps({"url": "/v1/chat/completions", "body": {}}), "custom_id"),
         (line(messages=[]), "non-empty list"),
         (line(messages=[{"role": "robot", "content": "x"}]), "role must be one of"),

@@ -91,7 +91,12 @@ class SubmitBatchRequest(_message.Message):
 
     TENANT_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    ENDPOINT_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
+    endpoint: _builtins.str
+    """When set, every openai_line must name this url (OpenAI's rule: a batch runs one endpoint); a line
+    with another url gets its own INVALID_ARGUMENT result.
+    """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchItem]: ...
     def __init__(
@@ -99,10 +104,11 @@ class SubmitBatchRequest(_message.Message):
         *,
         tenant: _builtins.str = ...,
         items: _abc.Iterable[Global___BatchItem] | None = ...,
+        endpoint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "items", b"items", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
