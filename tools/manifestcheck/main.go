@@ -16,11 +16,14 @@
 // serveConfigV2 is YAML with applications.
 //
 //	manifestcheck FILE... (or - for standard input); exit 1 and one line per problem when any is invalid.
+//	manifestcheck -json FILE...: no checks, the documents as one JSON array (duplicate keys still fail), for
+//	tests that read rendered manifests or compose files without a YAML library of their own.
 package main
 
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -78,6 +81,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: manifestcheck FILE... (- for standard input)")
 		os.Exit(2)
 	}
+	if os.Args[1] == "-json" {
+		if err := printJSON(os.Stdout, os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	documents, problems := 0, 0
 	for _, path := range os.Args[1:] {
 		n, found, err := checkFile(path)
@@ -97,16 +107,49 @@ func main() {
 	fmt.Printf("%d document(s) valid\n", documents)
 }
 
-func checkFile(path string) (int, []string, error) {
-	var in io.Reader = os.Stdin
-	if path != "-" {
-		file, err := os.Open(path)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer file.Close()
-		in = file
+func open(path string) (io.ReadCloser, error) {
+	if path == "-" {
+		return io.NopCloser(os.Stdin), nil
 	}
+	return os.Open(path)
+}
+
+// printJSON writes every non-empty YAML document of the files as one JSON array.
+func printJSON(out io.Writer, paths []string) error {
+	all := []json.RawMessage{}
+	for _, path := range paths {
+		in, err := open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		reader := k8syaml.NewYAMLReader(bufio.NewReader(in))
+		for index := 1; ; index++ {
+			raw, err := reader.Read()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("%s: %w", path, err)
+			}
+			data, err := yaml.YAMLToJSONStrict(raw)
+			if err != nil {
+				return fmt.Errorf("%s: document %d: %w", path, index, err)
+			}
+			if trimmed := bytes.TrimSpace(data); len(trimmed) > 0 && string(trimmed) != "null" {
+				all = append(all, data)
+			}
+		}
+	}
+	return json.NewEncoder(out).Encode(all)
+}
+
+func checkFile(path string) (int, []string, error) {
+	in, err := open(path)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer in.Close()
 	reader := k8syaml.NewYAMLReader(bufio.NewReader(in))
 	documents, problems := 0, []string{}
 	for index := 0; ; index++ {

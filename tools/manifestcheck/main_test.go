@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"os"
 	"strings"
 	"testing"
 )
@@ -62,5 +64,22 @@ func TestRejects(t *testing.T) {
 		if !strings.Contains(strings.Join(problems, "\n"), c.want) {
 			t.Errorf("%s: want a problem with %q, got %v", c.name, c.want, problems)
 		}
+	}
+}
+
+func TestJSONKeepsDocumentsAndRejectsDuplicateKeys(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := dir+"/good.yaml", dir+"/bad.yaml"
+	os.WriteFile(good, []byte("a: 1\n---\n# only a comment\n---\nx: &x {b: 2}\nz: {<<: *x, w: 3}\n"), 0o600)
+	os.WriteFile(bad, []byte("a: 1\na: 2\n"), 0o600)
+	var out bytes.Buffer
+	if err := printJSON(&out, []string{good}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.TrimSpace(out.String()), `[{"a":1},{"x":{"b":2},"z":{"b":2,"w":3}}]`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if err := printJSON(&out, []string{bad}); err == nil || !strings.Contains(err.Error(), `key "a" already set`) {
+		t.Errorf("duplicate key: %v", err)
 	}
 }
