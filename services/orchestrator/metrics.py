@@ -62,6 +62,13 @@ class OrchestratorMetrics:
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
+        # The budgets themselves (settings), so a dashboard can draw each stage's p99 against its budget.
+        self.stage_budget = Gauge(
+            "costmesh_stage_budget_seconds",
+            "Each optional stage's latency budget (a setting)",
+            ["stage"],
+            registry=registry,
+        )
         # Spot-checks of semantic hits (spotcheck.py). agree / disagree give the false-hit rate; unclear (an
         # unparseable verdict) and error (the judge failed or timed out) are kept apart so that rate stays honest.
         self.semantic_checked = Counter(

@@ -26,14 +26,13 @@ from services.orchestrator import ledger
 from services.orchestrator.cascade import Cascade, mark_escalated
 from services.orchestrator.distill import TaskRecorder, student_request, task_plan
 from services.orchestrator.escalation import EscalationPolicy
-from services.orchestrator.failopen import StageRunner, left
+from services.orchestrator.failopen import StageRunner, budget_span, left
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.plan import Plan, QualityTarget, make_plan
 from services.orchestrator.prepare import Budgets, Prepared, Preparer
 from services.orchestrator.spotcheck import SpotChecker
 from services.orchestrator.stages import Generator, Stages
 
-tracer = trace.get_tracer("costmesh.orchestrator")
 REPLAY_CHUNK_WORDS = 4  # a cached or judged answer is replayed on CompleteStream a few words per chunk
 
 
@@ -104,7 +103,7 @@ class Pipeline:
             raise BudgetExceeded("no time left for inference")
         started = time.perf_counter()
         final: inference_pb2.GenerateResponse | None = None
-        with tracer.start_as_current_span("stage.inference"):
+        with budget_span("inference", left(deadline), deadline):
             async for item in self._generator.generate_stream(generate, left(deadline)):
                 if isinstance(item, str):
                     yield orchestrator_pb2.CompletionChunk(delta=item)

@@ -26,7 +26,7 @@ from services.common.contracts import role_pairs
 from services.common.embedding import Embedder, embedding_text
 from services.common.requests import DEFAULT_MAX_PROMPT_TOKENS, validate
 from services.common.telemetry import current_trace_id
-from services.orchestrator.failopen import StageRunner, is_timeout, left
+from services.orchestrator.failopen import StageRunner, budget_span, is_timeout, left
 from services.orchestrator.metrics import OrchestratorMetrics
 from services.orchestrator.plan import QualityTarget
 from services.orchestrator.prompt import assemble
@@ -149,7 +149,8 @@ class Preparer:
         """The exact lookup and its outcome ("ok", "timeout", "error"), never raising: it may be awaited
         after its budget (the late-hit rule), so it gets the time the request has left."""
         lookup = cache_pb2.LookupRequest(key=key, control=request.cache, tiers=cache_pb2.LOOKUP_TIERS_EXACT_ONLY)
-        with tracer.start_as_current_span("stage.cache_exact") as span:
+        # Its budget is cache_lookup_s; past it the request goes on without waiting (the late-hit rule).
+        with budget_span("cache_exact", self._budgets.cache_lookup_s, deadline) as span:
             try:
                 return await self._stages.lookup(lookup, max(0.001, left(deadline))), "ok"
             except Exception as exc:

@@ -41,6 +41,19 @@ def budgets_from(settings: OrchestratorSettings) -> Budgets:
     )
 
 
+def stage_budgets(budgets: Budgets) -> dict[str, float]:
+    """Stage name (as in costmesh_stage_seconds) -> its budget."""
+    return {
+        "router": budgets.router_s,
+        "cache_exact": budgets.cache_lookup_s,
+        "cache_semantic": budgets.cache_lookup_s,
+        "cache_store": budgets.cache_store_s,
+        "compressor": budgets.compressor_s,
+        "summarizer": budgets.summarizer_s,
+        "assess": budgets.assess_s,
+    }
+
+
 def load_embedder(settings: OrchestratorSettings) -> OnnxMiniLM | None:
     if not settings.embedding_model_dir:
         return None  # no embeddings, so no semantic cache
@@ -93,13 +106,16 @@ async def build_server(settings: OrchestratorSettings) -> Service:
     stages = GrpcStages(settings)
     metrics = OrchestratorMetrics(service.registry)
     metrics.escalation_baseline.set(settings.escalation_alert_baseline)
+    budgets = budgets_from(settings)
+    for stage, seconds in stage_budgets(budgets).items():
+        metrics.stage_budget.labels(stage=stage).set(seconds)
     embedder = load_embedder(settings)  # loaded once, at start-up
     checker = spot_checker(settings, stages, metrics)
     tasks, recorder = await distillation(settings, stages, service)
     pipeline = Pipeline(
         stages,
         stages,
-        budgets_from(settings),
+        budgets,
         TIERS_BY_NAME[settings.default_tier],
         metrics,
         embedder,

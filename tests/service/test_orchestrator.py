@@ -151,13 +151,27 @@ async def test_dead_stages_fail_open_and_router_falls_back_to_default(store: Mem
         await m.stop()
 
 
-async def test_router_budget_overrun_uses_the_default_route(store: MemoryExactStore) -> None:
+async def test_router_budget_overrun_uses_the_default_route(
+    store: MemoryExactStore, spans: InMemorySpanExporter
+) -> None:
     m = await start_mesh([EchoBackend("small")], [EchoBackend("large")], store, router_budget_s=0.000001)
     try:
         reply = await stub(m).Complete(ask("What is 2+2?"))
         assert reply.route.fell_back
         assert "budget" in reply.route.reason
         assert reply.answer == "echo: What is 2+2?"
+        # The overrun is marked on the stage's span, with the budget it had, for Jaeger's timeline.
+        trace_id = int(reply.trace_id, 16)
+        route = next(
+            s
+            for s in spans.get_finished_spans()
+            if s.name == "stage.router" and s.context is not None and s.context.trace_id == trace_id
+        )
+        assert route.attributes is not None
+        assert route.attributes["costmesh.budget_ms"] == pytest.approx(0.001)
+        assert route.attributes["costmesh.over_budget"] is True
+        assert route.attributes["costmesh.deadline_left_ms"] > 1000
+        assert any(e.name == "costmesh.budget_overrun" for e in route.events)
     finally:
         await m.stop()
 
@@ -239,6 +253,12 @@ async def test_one_trace_spans_every_service(mesh: Mesh, spans: InMemorySpanExpo
         "/costmesh.v1.Inference/Generate",
     ):
         assert rpc in names, f"{rpc} missing from the trace: {sorted(names)}"
+    # Each stage's span carries its budget and the time the request had left when it started.
+    stages = {s.name: s.attributes for s in in_trace if s.name.startswith("stage.") and s.attributes is not None}
+    for stage in ("stage.cache_exact", "stage.router", "stage.summarizer", "stage.compressor", "stage.inference"):
+        assert stage in stages, f"{stage} missing: {sorted(stages)}"
+        assert stages[stage]["costmesh.budget_ms"] > 0 and stages[stage]["costmesh.deadline_left_ms"] > 0
+        assert isinstance(stages[stage]["costmesh.over_budget"], bool)
     # Health checks stay out of traces.
     assert not any("Health" in s.name for s in spans.get_finished_spans())
 
