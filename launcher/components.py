@@ -10,6 +10,7 @@ from pathlib import Path
 from launcher import secrets
 from launcher.kafka import kafka
 from launcher.model_info import describe
+from launcher.observability import jaeger, prometheus
 from launcher.probes import grpc_serving, http_ok, redis_ping
 from launcher.process import Component
 from launcher.settings import ROOT, StackSettings
@@ -17,7 +18,7 @@ from services.common.meshauth import MESH_TOKEN_ENV
 from services.common.tokens import seed_tiktoken_cache
 
 SERVICES = ("inference", "router", "cache", "compressor", "summarizer", "orchestrator", "batch", "gateway")
-INFRA = ("redis", "weaviate", "kafka", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
+INFRA = ("redis", "weaviate", "kafka", "jaeger", "prometheus", "vllm-small", "vllm-large", "ray-serve", "llmlingua")
 
 
 def find_weaviate(settings: StackSettings) -> str | None:
@@ -264,7 +265,7 @@ def gateway(s: StackSettings) -> Component:
     env = {
         "COSTMESH_GATEWAY_PORT": str(s.gateway_port),
         "COSTMESH_GATEWAY_METRICS_PORT": str(s.metrics_base_port + 7),  # after the batch consumer's
-        "COSTMESH_GATEWAY_OTLP_ENDPOINT": s.otlp_endpoint,
+        "COSTMESH_GATEWAY_OTLP_ENDPOINT": s.traces_endpoint(),
         "COSTMESH_GATEWAY_ORCHESTRATOR_ADDR": f"127.0.0.1:{s.orchestrator_port}",
         "COSTMESH_GATEWAY_BATCH_ADDR": f"127.0.0.1:{s.batch_port}",
         "COSTMESH_GATEWAY_REDIS_URL": s.redis_url(),
@@ -290,7 +291,7 @@ def service(s: StackSettings, name: str) -> Component:
         MESH_TOKEN_ENV: s.mesh_token(),  # every service both checks it and sends it to the others
         f"{prefix}PORT": str(port),
         f"{prefix}METRICS_PORT": str(s.metrics_base_port + port - s.orchestrator_port),
-        f"{prefix}OTLP_ENDPOINT": s.otlp_endpoint,
+        f"{prefix}OTLP_ENDPOINT": s.traces_endpoint(),
     }
     if name == "inference" and not s.openai_api_key:
         env[f"{prefix}SMALL_BACKENDS"] = f"vllm={s.model_url('small')},ray-serve=http://127.0.0.1:{s.ray_serve_port}/v1"
@@ -347,6 +348,7 @@ def service(s: StackSettings, name: str) -> Component:
 def stack(s: StackSettings) -> list[Component]:
     """Every component, in start order (dependencies first)."""
     parts = [redis(s), weaviate(s), *([kafka(s)] if s.queue == "kafka" else [])]
+    parts += [*([jaeger(s)] if s.jaeger else []), *([prometheus(s)] if s.prometheus else [])]
     if not s.openai_api_key:
         parts += [vllm(s, "small"), vllm(s, "large"), vllm(s, "students"), ray_serve(s)]
     parts.append(llmlingua(s))  # local even with OpenAI tiers: it only scores tokens

@@ -83,7 +83,30 @@ class StackSettings(ServiceSettings):
     # With OPENAI_API_KEY set the tiers are OpenAI's models and no vLLM server is started.
     openai_api_key: str = Field(default="", validation_alias=AliasChoices("OPENAI_API_KEY"))
     startup_timeout_s: float = 300.0
+    # Jaeger v2 (scripts/setup-jaeger.sh): every service exports its spans to it; the UI and its HTTP API
+    # are on jaeger_ui_port. Off (COSTMESH_STACK_JAEGER=false), spans go only to otlp_endpoint, if set.
+    jaeger: bool = True
+    jaeger_binary: str = "jaeger"  # looked up on PATH, then in $GOPATH/bin
+    jaeger_otlp_port: int = 4317
+    jaeger_ui_port: int = 16686
+    jaeger_query_grpc_port: int = 16685
+    jaeger_max_traces: int = Field(default=20_000, ge=1)  # in memory: the oldest go first
+    # A team's own OTLP collector(s), comma-separated: spans go there as well as to the stack's Jaeger.
     otlp_endpoint: str = ""
+    # Debian's Prometheus, scraping every service and loading deploy/prometheus/rules.yml.
+    prometheus: bool = True
+    prometheus_binary: str = "prometheus"
+    prometheus_port: int = 9090
+    prometheus_scrape_interval: str = "5s"  # Prometheus duration; deploy/prometheus/prometheus.yml has 15s
+    prometheus_retention: str = "2d"
+
+    def traces_endpoint(self) -> str:
+        """Where the services export spans: the stack's Jaeger (when it runs) and otlp_endpoint."""
+        jaeger = [f"http://127.0.0.1:{self.jaeger_otlp_port}"] if self.jaeger else []
+        return ",".join(jaeger + [e.strip() for e in self.otlp_endpoint.split(",") if e.strip()])
+
+    def jaeger_trace_url(self, trace_id: str) -> str:
+        return f"http://127.0.0.1:{self.jaeger_ui_port}/trace/{trace_id}"
 
     # The stack's secrets, generated on first use (launcher/secrets.py): every tool reads them from here.
     def mesh_token(self) -> str:

@@ -70,9 +70,10 @@ def up(settings: StackSettings, only: Sequence[str] = (), say: Callable[[str], N
     try:
         slow = [c for c in components if c.name.startswith("vllm-")]
         rest = [c for c in components if c not in slow]
-        infra = [c for c in rest if c.name in ("redis", "weaviate")]
+        infra = [c for c in rest if c.name in ("redis", "weaviate", "jaeger", "prometheus")]
         services = [c for c in rest if c not in infra]
-        # Redis, Weaviate and the model servers do not depend on each other: start them together.
+        # Redis, Weaviate, Jaeger, Prometheus and the model servers do not depend on each other: start them
+        # together.
         with ThreadPoolExecutor(max_workers=len(infra + slow) or 1) as pool:
             futures = {pool.submit(_start, c, table, settings.startup_timeout_s, say): c for c in infra + slow}
             errors = []

@@ -94,6 +94,6 @@ def render(result: dict[str, Any], as_json: bool) -> str:
         f"cache:  {cache['hit']}" + (f" (similarity {cache['similarity']:.3f})" if cache["hit"] != "miss" else ""),
         f"tokens: {result['tokens']['prompt']} prompt + {result['tokens']['completion']} completion",
         f"cost:   ${result['cost_usd']:.8f} (baseline ${result['baseline_cost_usd']:.8f})",
-        f"trace:  {result['trace_id']}",
+        f"trace:  {result.get('trace_url') or result['trace_id']}",
     ]
     return "\n".join(lines)

@@ -64,6 +64,8 @@ def _ask(args: argparse.Namespace, settings: StackSettings) -> int:
     except grpc.RpcError as exc:
         print(f"error: {exc.code().name}: {exc.details()}", file=sys.stderr)
         return 2
+    if settings.jaeger and result["trace_id"]:
+        result["trace_url"] = settings.jaeger_trace_url(result["trace_id"])  # the stack's Jaeger shows it
     print(ask_cmd.render(result, args.json))
     return 0
 

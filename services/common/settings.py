@@ -27,7 +27,8 @@ class ServiceSettings(BaseSettings):
     metrics_port: int = 0  # 0: no /metrics endpoint
     grace_s: float = 5.0
     health_interval_s: float = 5.0
-    otlp_endpoint: str = ""  # e.g. http://127.0.0.1:4317; empty: spans are not exported
+    # e.g. http://127.0.0.1:4317, or several comma-separated (each gets every span); empty: not exported
+    otlp_endpoint: str = ""
     log_level: str = "INFO"
 
     @model_validator(mode="after")

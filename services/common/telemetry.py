@@ -19,16 +19,19 @@ OTHER_TENANT = "other"
 
 
 def setup_tracing(service_name: str, otlp_endpoint: str) -> TracerProvider:
-    """Install this process's tracer provider; spans are exported over OTLP/gRPC when an endpoint is set."""
+    """Install this process's tracer provider; spans are exported over OTLP/gRPC to each endpoint of the
+    comma-separated list (the stack's Jaeger and a team's own collector, say); none: not exported."""
     provider = TracerProvider(resource=Resource.create({"service.name": f"costmesh-{service_name}"}))
-    if otlp_endpoint:
+    endpoints = [e.strip() for e in otlp_endpoint.split(",") if e.strip()]
+    if endpoints:
         # Imported here: the exporter pulls in its own gRPC client, unneeded when nothing is exported.
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415 - optional path
             OTLPSpanExporter,
         )
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
-        log.info("exporting spans to %s", otlp_endpoint)
+        for endpoint in endpoints:
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True)))
+            log.info("exporting spans to %s", endpoint)
     trace.set_tracer_provider(provider)
     return provider
 
