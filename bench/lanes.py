@@ -7,6 +7,10 @@ on its own rate limits (the inference service's COSTMESH_INFERENCE_LANE_LIMITS) 
 (COSTMESH_INFERENCE_BATCH_YIELD_S), waits while real-time requests use the tier. Phase 3 leaves the batch
 alone for `--idle-s` to show it then takes the idle capacity.
 
+`--kind embeddings` floods the batch lane with embedding items instead (an index refresh: `--texts-per-item`
+texts each, embedded by the stack's embedding model, which shares the cores with the small tier), and the
+real-time requests are the same chat completions.
+
 Questions are banking77 test queries (bench/data), so nothing repeats inside a phase.
 """
 
@@ -35,6 +39,20 @@ def request(tenant: str, question: str, max_tokens: int) -> orchestrator_pb2.Com
     )
 
 
+def batch_items(kind: str, tenant: str, texts: list[str], max_tokens: int, per_item: int) -> list[batch_pb2.BatchItem]:
+    if kind == "completions":
+        return [
+            batch_pb2.BatchItem(custom_id=f"b{i}", request=request(tenant, q, max_tokens)) for i, q in enumerate(texts)
+        ]
+    chunks = [texts[i : i + per_item] for i in range(0, len(texts), per_item)]
+    return [
+        batch_pb2.BatchItem(
+            custom_id=f"e{i}", embeddings=orchestrator_pb2.EmbeddingsRequest(tenant=tenant, input=chunk)
+        )
+        for i, chunk in enumerate(chunks)
+    ]
+
+
 def realtime(
     stub: orchestrator_pb2_grpc.OrchestratorStub, tenant: str, questions: list[str], max_tokens: int
 ) -> list[float]:
@@ -57,14 +75,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--batch-items", type=int, default=200)
     parser.add_argument("--max-tokens", type=int, default=8)
     parser.add_argument("--idle-s", type=float, default=30.0, help="batch alone after the real-time phase")
+    parser.add_argument("--kind", choices=["completions", "embeddings"], default="completions", help="batch items")
+    parser.add_argument("--texts-per-item", type=int, default=16, help="texts per embeddings item")
     args = parser.parse_args(argv)
+    per_item = args.texts_per_item if args.kind == "embeddings" else 1
     stack = StackSettings()
     # The mesh token: the orchestrator admits it in place of an API key, for whichever tenant the bench names.
     channel = blocking_channel(f"127.0.0.1:{stack.orchestrator_port}", stack.mesh_token())
     stub = orchestrator_pb2_grpc.OrchestratorStub(channel)
     batches = batch_pb2_grpc.BatchStub(blocking_channel(f"127.0.0.1:{stack.batch_port}", stack.mesh_token()))
     tenant = f"bench-lanes-{uuid.uuid4().hex[:8]}"
-    queries = [text for text, _ in datasets.sample(datasets.banking77("test"), 2 * args.requests + args.batch_items, 3)]
+    wanted = 2 * args.requests + args.batch_items * per_item
+    queries = [text for text, _ in datasets.sample(datasets.banking77("test"), wanted, 3)]
     quiet, busy, flood = (
         queries[: args.requests],
         queries[args.requests : 2 * args.requests],
@@ -75,9 +97,7 @@ def main(argv: list[str]) -> int:
     alone = realtime(stub, tenant, quiet, args.max_tokens)
     emit({"bench": "lanes", "phase": "real time alone", **summarize_ms(alone)})
 
-    items = [
-        batch_pb2.BatchItem(custom_id=f"b{i}", request=request(tenant, q, args.max_tokens)) for i, q in enumerate(flood)
-    ]
+    items = batch_items(args.kind, tenant, flood, args.max_tokens, per_item)
     submitted = batches.SubmitBatch(batch_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=120)
     started = time.perf_counter()
     during = realtime(stub, tenant, busy, args.max_tokens)
@@ -86,7 +106,7 @@ def main(argv: list[str]) -> int:
     emit(
         {
             "bench": "lanes",
-            "phase": "real time during a batch flood",
+            "phase": f"real time during a batch flood of {args.kind}",
             **summarize_ms(during),
             "batch_items_done_meanwhile": done,
             "batch_items_per_minute": round(60 * done / window_s, 1),
@@ -109,6 +129,8 @@ def main(argv: list[str]) -> int:
         {
             "bench": "lanes",
             "summary": True,
+            "batch_kind": args.kind,
+            "texts_per_item": per_item,
             "realtime_p50_ms_alone": round(1000 * statistics.median(alone), 1),
             "realtime_p50_ms_with_flood": round(1000 * statistics.median(during), 1),
             "realtime_p99_ms_alone": summarize_ms(alone)["p99_ms"],
