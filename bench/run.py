@@ -18,6 +18,7 @@ from bench import (
     overhead,
     prefix,
     prune,
+    rag_compress,
     router,
 )
 
@@ -32,6 +33,7 @@ BENCHES: dict[str, Callable[[list[str]], int]] = {
     "load": load.main,
     "prefix": prefix.main,
     "prune": prune.main,
+    "rag-compress": rag_compress.main,
     "router": router.main,
     "cascade": cascade.main,
     "distill": distill.main,
