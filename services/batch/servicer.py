@@ -9,9 +9,27 @@ import grpc
 
 from costmesh.v1 import batch_pb2, batch_pb2_grpc
 from services.batch.api import BatchApi
+from services.batch.backends.base import Priority
 from services.batch.callers import BatchGate
+from services.common.errors import InvalidInput
 
 Context = grpc.aio.ServicerContext[Any, Any]
+
+
+PRIORITIES: dict[int, Priority] = {
+    batch_pb2.BATCH_PRIORITY_UNSPECIFIED: "normal",
+    batch_pb2.BATCH_PRIORITY_HIGH: "high",
+    batch_pb2.BATCH_PRIORITY_NORMAL: "normal",
+    batch_pb2.BATCH_PRIORITY_LOW: "low",
+}
+
+
+def priority_of(value: int) -> Priority:
+    """An unknown number (a newer client's) is INVALID_ARGUMENT, not a silent normal."""
+    try:
+        return PRIORITIES[value]
+    except KeyError:
+        raise InvalidInput(f"unknown priority {value}") from None
 
 
 def metadata_of(context: Context) -> tuple[tuple[str, str | bytes], ...]:

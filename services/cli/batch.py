@@ -26,12 +26,20 @@ class Client:
         self.metadata = auth_metadata(key)
 
 
-def submit(client: Client, tenant: str, path: Path, timeout_s: float) -> batch_pb2.BatchStatus:
+PRIORITIES = {
+    "high": batch_pb2.BATCH_PRIORITY_HIGH,
+    "normal": batch_pb2.BATCH_PRIORITY_NORMAL,
+    "low": batch_pb2.BATCH_PRIORITY_LOW,
+}
+
+
+def submit(
+    client: Client, tenant: str, path: Path, timeout_s: float, priority: str = "normal"
+) -> batch_pb2.BatchStatus:
     lines = [line for line in path.read_text().splitlines() if line.strip()]
     items = [batch_pb2.BatchItem(openai_line=line) for line in lines]
-    status: batch_pb2.BatchStatus = client.stub.SubmitBatch(
-        batch_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=timeout_s, metadata=client.metadata
-    )
+    request = batch_pb2.SubmitBatchRequest(tenant=tenant, items=items, priority=PRIORITIES[priority])
+    status: batch_pb2.BatchStatus = client.stub.SubmitBatch(request, timeout=timeout_s, metadata=client.metadata)
     return status
 
 

@@ -87,7 +87,7 @@ def _batch(args: argparse.Namespace, settings: StackSettings) -> int:
             print(f"error: batch {args.action} needs a file or a batch id", file=sys.stderr)
             return 2
         if args.action == "submit":
-            status = batch_cmd.submit(client, args.tenant, Path(args.target), args.timeout)
+            status = batch_cmd.submit(client, args.tenant, Path(args.target), args.timeout, args.priority or "normal")
             print(status.batch_id)
             print(batch_cmd.progress_line(status), file=sys.stderr)
         elif args.action == "status":
@@ -118,7 +118,10 @@ def _refresh_index(args: argparse.Namespace, settings: StackSettings, client: ba
         print(f"error: Weaviate at {url}: {exc}", file=sys.stderr)
         return 2
     try:
-        done = refresh_index.refresh(client, store, Path(args.source), args.weaviate_class, args.tenant, args.timeout)
+        priority = batch_cmd.PRIORITIES[args.priority or "low"]
+        done = refresh_index.refresh(
+            client, store, Path(args.source), args.weaviate_class, args.tenant, args.timeout, priority
+        )
     except (ValueError, RuntimeError) as exc:  # a bad documents file; Weaviate refusing the upsert
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -205,6 +208,9 @@ def parser() -> argparse.ArgumentParser:
     bt.add_argument("--tenant", default="", help="must be the key's tenant (default: the key's)")
     bt.add_argument("--key", default="", help="API key (default: $COSTMESH_API_KEY, else the demo key)")
     bt.add_argument("--watch", action="store_true", help="status: redraw the progress bar until done")
+    bt.add_argument(
+        "--priority", choices=("high", "normal", "low"), default="", help="submit / refresh-index (normal / low)"
+    )
     bt.add_argument("--address", default="", help="batch service host:port")
     bt.add_argument("--timeout", type=float, default=120.0)
     bt.set_defaults(fn=_batch)

@@ -29,6 +29,7 @@ from weaviate.classes.data import DataObject
 
 from costmesh.v1 import batch_pb2
 from services.cli.batch import Client
+from services.common.openai_batch import EMBEDDINGS_URL
 from services.common.openai_embeddings import EMBEDDING_MODEL
 
 CLASS_NAME = re.compile(r"[A-Z][_0-9A-Za-z]{0,127}")  # Weaviate's rule for collection names
@@ -74,7 +75,7 @@ def read_documents(path: Path) -> list[Document]:
 
 def batch_line(doc: Document) -> str:
     body = {"model": EMBEDDING_MODEL, "input": doc.text}
-    return json.dumps({"custom_id": doc.id, "method": "POST", "url": "/v1/embeddings", "body": body})
+    return json.dumps({"custom_id": doc.id, "method": "POST", "url": EMBEDDINGS_URL, "body": body})
 
 
 def object_id(class_name: str, doc_id: str) -> str:
@@ -130,8 +131,15 @@ def results(client: Client, tenant: str, batch_id: str) -> Iterator[batch_pb2.Ba
 
 
 def refresh(
-    batches: Client, store: weaviate.WeaviateClient, path: Path, class_name: str, tenant: str, timeout_s: float
+    batches: Client,
+    store: weaviate.WeaviateClient,
+    path: Path,
+    class_name: str,
+    tenant: str,
+    timeout_s: float,
+    priority: batch_pb2.BatchPriority.ValueType = batch_pb2.BATCH_PRIORITY_LOW,
 ) -> Refreshed:
+    """An index refresh runs at low priority by default: other batch work someone waits on goes first."""
     if not CLASS_NAME.fullmatch(class_name):
         raise ValueError(f"--weaviate-class {class_name!r}: a capital letter, then letters, digits or '_'")
     docs = read_documents(path)
@@ -139,7 +147,9 @@ def refresh(
     ensure_collection(store, class_name)
     items = [batch_pb2.BatchItem(openai_line=batch_line(d)) for d in docs]
     status: batch_pb2.BatchStatus = batches.stub.SubmitBatch(
-        batch_pb2.SubmitBatchRequest(tenant=tenant, items=items), timeout=timeout_s, metadata=batches.metadata
+        batch_pb2.SubmitBatchRequest(tenant=tenant, items=items, endpoint=EMBEDDINGS_URL, priority=priority),
+        timeout=timeout_s,
+        metadata=batches.metadata,
     )
     out = Refreshed(batch_id=status.batch_id)
     pending: list[tuple[Document, list[float]]] = []

@@ -5,6 +5,8 @@ import pytest
 from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
 from services.batch.api import normalize
 from services.batch.lines import BadLine, custom_id_of, parse_line
+from services.batch.servicer import priority_of
+from services.common.errors import InvalidInput
 
 
 def line(custom_id: str = "r1", **body: object) -> str:
@@ -96,3 +98,11 @@ def test_lone_surrogates_and_deep_nesting_are_the_lines_own_errors() -> None:
         parse_line(surrogate_text, "t")
     with pytest.raises(BadLine, match="not JSON"):
         parse_line("[" * 60_000, "t")
+
+
+def test_priorities_map_from_the_proto_and_an_unknown_one_is_refused() -> None:
+    assert priority_of(batch_pb2.BATCH_PRIORITY_UNSPECIFIED) == "normal"
+    assert priority_of(batch_pb2.BATCH_PRIORITY_HIGH) == "high"
+    assert priority_of(batch_pb2.BATCH_PRIORITY_LOW) == "low"
+    with pytest.raises(InvalidInput, match="unknown priority"):
+        priority_of(99)

@@ -25,31 +25,33 @@ _sym_db = _symbol_database.Default()
 from costmesh.v1 import orchestrator_pb2 as costmesh_dot_v1_dot_orchestrator__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ostmesh/v1/batch.proto\x12\x0b\x63ostmesh.v1\x1a\x1e\x63ostmesh/v1/orchestrator.proto\"\xa6\x01\n\tBatchItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12\x31\n\x07request\x18\x02 \x01(\x0b\x32\x1e.costmesh.v1.CompletionRequestH\x00\x12\x15\n\x0bopenai_line\x18\x03 \x01(\tH\x00\x12\x34\n\nembeddings\x18\x04 \x01(\x0b\x32\x1e.costmesh.v1.EmbeddingsRequestH\x00\x42\x06\n\x04\x62ody\"]\n\x12SubmitBatchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12%\n\x05items\x18\x02 \x03(\x0b\x32\x16.costmesh.v1.BatchItem\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\",\n\x08\x42\x61tchRef\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\"\xec\x01\n\x0b\x42\x61tchStatus\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.costmesh.v1.BatchState\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x11\n\tsucceeded\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x11\n\tcancelled\x18\x06 \x01(\x05\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x08 \x01(\x01\x12\x17\n\x0f\x63reated_unix_ms\x18\t \x01(\x03\x12\x18\n\x10\x66inished_unix_ms\x18\n \x01(\x03\"+\n\nBatchError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf2\x01\n\x0b\x42\x61tchResult\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x33\n\x08response\x18\x03 \x01(\x0b\x32\x1f.costmesh.v1.CompletionResponseH\x00\x12(\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.costmesh.v1.BatchErrorH\x00\x12\x35\n\nembeddings\x18\x06 \x01(\x0b\x32\x1f.costmesh.v1.EmbeddingsResponseH\x00\x12 \n\x18\x66\x61iled_attempts_cost_usd\x18\x05 \x01(\x01\x42\t\n\x07outcome\"3\n\x12ListBatchesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"@\n\x13ListBatchesResponse\x12)\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x18.costmesh.v1.BatchStatus*\x90\x01\n\nBatchState\x12\x1b\n\x17\x42\x41TCH_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x42\x41TCH_STATE_QUEUED\x10\x01\x12\x17\n\x13\x42\x41TCH_STATE_RUNNING\x10\x02\x12\x19\n\x15\x42\x41TCH_STATE_COMPLETED\x10\x03\x12\x19\n\x15\x42\x41TCH_STATE_CANCELLED\x10\x04\x32\xe9\x02\n\x05\x42\x61tch\x12H\n\x0bSubmitBatch\x12\x1f.costmesh.v1.SubmitBatchRequest\x1a\x18.costmesh.v1.BatchStatus\x12;\n\x08GetBatch\x12\x15.costmesh.v1.BatchRef\x1a\x18.costmesh.v1.BatchStatus\x12G\n\x12StreamBatchResults\x12\x15.costmesh.v1.BatchRef\x1a\x18.costmesh.v1.BatchResult0\x01\x12>\n\x0b\x43\x61ncelBatch\x12\x15.costmesh.v1.BatchRef\x1a\x18.costmesh.v1.BatchStatus\x12P\n\x0bListBatches\x12\x1f.costmesh.v1.ListBatchesRequest\x1a .costmesh.v1.ListBatchesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x63ostmesh/v1/batch.proto\x12\x0b\x63ostmesh.v1\x1a\x1e\x63ostmesh/v1/orchestrator.proto\"\xa6\x01\n\tBatchItem\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12\x31\n\x07request\x18\x02 \x01(\x0b\x32\x1e.costmesh.v1.CompletionRequestH\x00\x12\x15\n\x0bopenai_line\x18\x03 \x01(\tH\x00\x12\x34\n\nembeddings\x18\x04 \x01(\x0b\x32\x1e.costmesh.v1.EmbeddingsRequestH\x00\x42\x06\n\x04\x62ody\"\x8b\x01\n\x12SubmitBatchRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12%\n\x05items\x18\x02 \x03(\x0b\x32\x16.costmesh.v1.BatchItem\x12\x10\n\x08\x65ndpoint\x18\x03 \x01(\t\x12,\n\x08priority\x18\x04 \x01(\x0e\x32\x1a.costmesh.v1.BatchPriority\",\n\x08\x42\x61tchRef\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\x10\n\x08\x62\x61tch_id\x18\x02 \x01(\t\"\xec\x01\n\x0b\x42\x61tchStatus\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.costmesh.v1.BatchState\x12\r\n\x05total\x18\x03 \x01(\x05\x12\x11\n\tsucceeded\x18\x04 \x01(\x05\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\x05\x12\x11\n\tcancelled\x18\x06 \x01(\x05\x12\x10\n\x08\x63ost_usd\x18\x07 \x01(\x01\x12\x19\n\x11\x62\x61seline_cost_usd\x18\x08 \x01(\x01\x12\x17\n\x0f\x63reated_unix_ms\x18\t \x01(\x03\x12\x18\n\x10\x66inished_unix_ms\x18\n \x01(\x03\"+\n\nBatchError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xf2\x01\n\x0b\x42\x61tchResult\x12\x11\n\tcustom_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\x05\x12\x33\n\x08response\x18\x03 \x01(\x0b\x32\x1f.costmesh.v1.CompletionResponseH\x00\x12(\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x17.costmesh.v1.BatchErrorH\x00\x12\x35\n\nembeddings\x18\x06 \x01(\x0b\x32\x1f.costmesh.v1.EmbeddingsResponseH\x00\x12 \n\x18\x66\x61iled_attempts_cost_usd\x18\x05 \x01(\x01\x42\t\n\x07outcome\"3\n\x12ListBatchesRequest\x12\x0e\n\x06tenant\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"@\n\x13ListBatchesResponse\x12)\n\x07\x62\x61tches\x18\x01 \x03(\x0b\x32\x18.costmesh.v1.BatchStatus*{\n\rBatchPriority\x12\x1e\n\x1a\x42\x41TCH_PRIORITY_UNSPECIFIED\x10\x00\x12\x17\n\x13\x42\x41TCH_PRIORITY_HIGH\x10\x01\x12\x19\n\x15\x42\x41TCH_PRIORITY_NORMAL\x10\x02\x12\x16\n\x12\x42\x41TCH_PRIORITY_LOW\x10\x03*\x90\x01\n\nBatchState\x12\x1b\n\x17\x42\x41TCH_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12\x42\x41TCH_STATE_QUEUED\x10\x01\x12\x17\n\x13\x42\x41TCH_STATE_RUNNING\x10\x02\x12\x19\n\x15\x42\x41TCH_STATE_COMPLETED\x10\x03\x12\x19\n\x15\x42\x41TCH_STATE_CANCELLED\x10\x04\x32\xe9\x02\n\x05\x42\x61tch\x12H\n\x0bSubmitBatch\x12\x1f.costmesh.v1.SubmitBatchRequest\x1a\x18.costmesh.v1.BatchStatus\x12;\n\x08GetBatch\x12\x15.costmesh.v1.BatchRef\x1a\x18.costmesh.v1.BatchStatus\x12G\n\x12StreamBatchResults\x12\x15.costmesh.v1.BatchRef\x1a\x18.costmesh.v1.BatchResult0\x01\x12>\n\x0b\x43\x61ncelBatch\x12\x15.costmesh.v1.BatchRef\x1a\x18.costmesh.v1.BatchStatus\x12P\n\x0bListBatches\x12\x1f.costmesh.v1.ListBatchesRequest\x1a .costmesh.v1.ListBatchesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'costmesh.v1.batch_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_BATCHSTATE']._serialized_start=1031
-  _globals['_BATCHSTATE']._serialized_end=1175
+  _globals['_BATCHPRIORITY']._serialized_start=1077
+  _globals['_BATCHPRIORITY']._serialized_end=1200
+  _globals['_BATCHSTATE']._serialized_start=1203
+  _globals['_BATCHSTATE']._serialized_end=1347
   _globals['_BATCHITEM']._serialized_start=73
   _globals['_BATCHITEM']._serialized_end=239
-  _globals['_SUBMITBATCHREQUEST']._serialized_start=241
-  _globals['_SUBMITBATCHREQUEST']._serialized_end=334
-  _globals['_BATCHREF']._serialized_start=336
-  _globals['_BATCHREF']._serialized_end=380
-  _globals['_BATCHSTATUS']._serialized_start=383
-  _globals['_BATCHSTATUS']._serialized_end=619
-  _globals['_BATCHERROR']._serialized_start=621
-  _globals['_BATCHERROR']._serialized_end=664
-  _globals['_BATCHRESULT']._serialized_start=667
-  _globals['_BATCHRESULT']._serialized_end=909
-  _globals['_LISTBATCHESREQUEST']._serialized_start=911
-  _globals['_LISTBATCHESREQUEST']._serialized_end=962
-  _globals['_LISTBATCHESRESPONSE']._serialized_start=964
-  _globals['_LISTBATCHESRESPONSE']._serialized_end=1028
-  _globals['_BATCH']._serialized_start=1178
-  _globals['_BATCH']._serialized_end=1539
+  _globals['_SUBMITBATCHREQUEST']._serialized_start=242
+  _globals['_SUBMITBATCHREQUEST']._serialized_end=381
+  _globals['_BATCHREF']._serialized_start=383
+  _globals['_BATCHREF']._serialized_end=427
+  _globals['_BATCHSTATUS']._serialized_start=430
+  _globals['_BATCHSTATUS']._serialized_end=666
+  _globals['_BATCHERROR']._serialized_start=668
+  _globals['_BATCHERROR']._serialized_end=711
+  _globals['_BATCHRESULT']._serialized_start=714
+  _globals['_BATCHRESULT']._serialized_end=956
+  _globals['_LISTBATCHESREQUEST']._serialized_start=958
+  _globals['_LISTBATCHESREQUEST']._serialized_end=1009
+  _globals['_LISTBATCHESRESPONSE']._serialized_start=1011
+  _globals['_LISTBATCHESRESPONSE']._serialized_end=1075
+  _globals['_BATCH']._serialized_start=1350
+  _globals['_BATCH']._serialized_end=1711
 # @@protoc_insertion_point(module_scope)

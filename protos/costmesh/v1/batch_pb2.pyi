@@ -22,6 +22,25 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _BatchPriority:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _BatchPriorityEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_BatchPriority.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    BATCH_PRIORITY_UNSPECIFIED: _BatchPriority.ValueType  # 0
+    BATCH_PRIORITY_HIGH: _BatchPriority.ValueType  # 1
+    BATCH_PRIORITY_NORMAL: _BatchPriority.ValueType  # 2
+    BATCH_PRIORITY_LOW: _BatchPriority.ValueType  # 3
+
+class BatchPriority(_BatchPriority, metaclass=_BatchPriorityEnumTypeWrapper): ...
+
+BATCH_PRIORITY_UNSPECIFIED: BatchPriority.ValueType  # 0
+BATCH_PRIORITY_HIGH: BatchPriority.ValueType  # 1
+BATCH_PRIORITY_NORMAL: BatchPriority.ValueType  # 2
+BATCH_PRIORITY_LOW: BatchPriority.ValueType  # 3
+Global___BatchPriority: _TypeAlias = BatchPriority  # noqa: Y015
+
 class _BatchState:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -92,10 +111,15 @@ class SubmitBatchRequest(_message.Message):
     TENANT_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
     ENDPOINT_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
     tenant: _builtins.str
     endpoint: _builtins.str
     """When set, every openai_line must name this url (OpenAI's rule: a batch runs one endpoint); a line
     with another url gets its own INVALID_ARGUMENT result.
+    """
+    priority: Global___BatchPriority.ValueType
+    """Which of the queue's priorities the items go to (a stream or a topic each, claimed highest first);
+    unspecified is normal. An index refresh can run at low, an evaluation someone waits on at high.
     """
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchItem]: ...
@@ -105,10 +129,11 @@ class SubmitBatchRequest(_message.Message):
         tenant: _builtins.str = ...,
         items: _abc.Iterable[Global___BatchItem] | None = ...,
         endpoint: _builtins.str = ...,
+        priority: Global___BatchPriority.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "items", b"items", "tenant", b"tenant"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["endpoint", b"endpoint", "items", b"items", "priority", b"priority", "tenant", b"tenant"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
