@@ -115,7 +115,9 @@ def recent_start(messages: Sequence[AnyMessage], turns: list[tuple[str, str]], l
 
 
 class SummarizerPruner:
-    """A LangGraph node (async) for MessagesState: {} under the limit, else the summary and RemoveMessages."""
+    """A LangGraph node for MessagesState: {} under the limit, else the summary and RemoveMessages.
+
+    It is async: run the graph with ainvoke / astream (a sync invoke refuses async nodes)."""
 
     def __init__(
         self,
