@@ -5,7 +5,17 @@ from __future__ import annotations
 from launcher import stack
 from launcher.settings import StackSettings
 
-INFRA = ["redis", "weaviate", "jaeger", "prometheus", "vllm-small", "vllm-large", "vllm-students", "ray-serve", "llmlingua"]
+INFRA = [
+    "redis",
+    "weaviate",
+    "jaeger",
+    "prometheus",
+    "vllm-small",
+    "vllm-large",
+    "vllm-students",
+    "ray-serve",
+    "llmlingua",
+]
 
 
 def start(settings: StackSettings, names: list[str]) -> list[str]:
