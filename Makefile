@@ -33,8 +33,8 @@ unit:
 	$(PY) -m pytest -q tests/unit tests/service
 
 lint:
-	$(PY) -m ruff check services launcher bench workloads training tests scripts deploy
-	$(PY) -m ruff format --check services launcher bench workloads training tests scripts deploy
+	$(PY) -m ruff check services launcher bench workloads training tests scripts deploy integrations examples
+	$(PY) -m ruff format --check services launcher bench workloads training tests scripts deploy integrations examples
 	$(PY) -m mypy
 
 protos:  ## regenerate the one copy of the stubs
