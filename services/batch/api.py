@@ -14,6 +14,7 @@ from services.batch.jobs import JobStore, JobSummary, UnknownBatch
 from services.batch.lines import BadLine, Request, check_request, custom_id_of, parse_line
 from services.common.errors import InvalidInput
 from services.common.meshauth import KEY_ID_ENTRY
+from services.common.openai_batch import CHAT_URL, EMBEDDINGS_URL
 from services.common.openai_embeddings import check_inputs
 from services.common.validation import check_tenant
 
@@ -117,6 +118,8 @@ class BatchApi:
         endpoint: str = "",
     ) -> batch_pb2.BatchStatus:
         check_tenant(tenant)
+        if endpoint not in ("", CHAT_URL, EMBEDDINGS_URL):
+            raise InvalidInput(f"endpoint must be {CHAT_URL} or {EMBEDDINGS_URL}, not {endpoint!r}")
         if not items:
             raise InvalidInput("a batch needs at least one item")
         if len(items) > MAX_ITEMS:

@@ -43,7 +43,13 @@ class BatchServicer(batch_pb2_grpc.BatchServicer):
 
     async def SubmitBatch(self, request: batch_pb2.SubmitBatchRequest, context: Context) -> batch_pb2.BatchStatus:
         caller = await self._gate.caller(metadata_of(context), request.tenant)
-        return await self._api.submit(caller.tenant, list(request.items), caller.key_id, endpoint=request.endpoint)
+        return await self._api.submit(
+            caller.tenant,
+            list(request.items),
+            caller.key_id,
+            priority=priority_of(request.priority),
+            endpoint=request.endpoint,
+        )
 
     async def GetBatch(self, request: batch_pb2.BatchRef, context: Context) -> batch_pb2.BatchStatus:
         caller = await self._gate.caller(metadata_of(context), request.tenant)
