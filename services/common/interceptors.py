@@ -244,8 +244,12 @@ class StreamMeshMetadata(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore
 # pings find a peer that vanished without closing the connection (a dead host, a dropped route) on long
 # calls, but no more often than every 5 min, the least interval a gRPC server accepts by default
 # (grpc.http2.min_recv_ping_interval_without_data_ms): a client that pings more often is sent GOAWAY
-# (too_many_pings) in the middle of a long model call.
+# (too_many_pings) in the middle of a long model call. Replies may be up to 64 MiB (gRPC's default is 4):
+# an Embed reply of 2,048 inputs at 3,072 dimensions is 25 MB; what a caller may send stays at the
+# servers' 4 MiB default.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.max_receive_message_length", MAX_REPLY_BYTES),
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 300_000),

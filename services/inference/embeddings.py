@@ -8,6 +8,7 @@ Backends are a small Protocol, picked by `COSTMESH_INFERENCE_EMBEDDING_BACKEND` 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,6 +37,11 @@ class Embedded:
 
 class EmbeddingBackend(Protocol):
     name: str
+    # Runs on this machine's cores, beside the model servers: batch embeddings then wait for real time.
+    shares_cores: bool
+    # Its batch-lane calls cost the Batch API's share: the local stand-in is priced as the model it stands
+    # in for, as completions are; OpenAI's embeddings here are synchronous calls at the full price.
+    batch_priced: bool
 
     async def embed(self, texts: Sequence[str], timeout_s: float) -> Embedded: ...
 
@@ -44,20 +50,28 @@ class EmbeddingBackend(Protocol):
 
 class LocalMiniLM:
     name = "local"
+    shares_cores = True
+    batch_priced = True
 
     def __init__(self, model: OnnxMiniLM) -> None:
         self._model = model
-        self._one_at_a_time = asyncio.Lock()  # ONNX already uses the configured threads; runs would contend
+        # One run at a time, held in the worker thread: ONNX already uses the configured threads, and a run
+        # whose caller timed out keeps going until it ends, so an asyncio lock would let the next one overlap.
+        self._one_at_a_time = threading.Lock()
 
     async def embed(self, texts: Sequence[str], timeout_s: float) -> Embedded:
-        async with asyncio.timeout(timeout_s), self._one_at_a_time:
+        # Tokenizing is CPU work too: all of it off the event loop, which also serves Generate.
+        return await asyncio.wait_for(asyncio.to_thread(self._embed, list(texts)), timeout_s)
+
+    def _embed(self, texts: list[str]) -> Embedded:
+        with self._one_at_a_time:
             parts, tokens, truncated = [], 0, 0
             for start in range(0, len(texts), LOCAL_CHUNK):
-                chunk = list(texts[start : start + LOCAL_CHUNK])
+                chunk = texts[start : start + LOCAL_CHUNK]
                 counts = self._model.token_counts(chunk)
                 tokens += sum(n for n, _ in counts)
                 truncated += sum(cut for _, cut in counts)
-                parts.append(await asyncio.to_thread(self._model.embed, chunk))
+                parts.append(self._model.embed(chunk))
         return Embedded(np.concatenate(parts), tokens, truncated, self._model.name)
 
     async def close(self) -> None:
@@ -66,6 +80,8 @@ class LocalMiniLM:
 
 class OpenAIEmbeddings:
     name = "openai"
+    shares_cores = False
+    batch_priced = False
 
     def __init__(self, client: AsyncOpenAI, model: str) -> None:
         self._client = client
@@ -80,6 +96,9 @@ class OpenAIEmbeddings:
             raise RateLimited("openai embeddings: rate limited") from e
         except openai.BadRequestError as e:
             raise InvalidInput(f"openai rejected the embeddings request: {e.message}") from e
+        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as e:
+            # Retrying cannot help: the key or the model name is wrong (FAILED_PRECONDITION, not UNAVAILABLE).
+            raise MissingConfig(f"openai embeddings refused ({e.__class__.__name__}): {e.message}") from e
         except openai.OpenAIError as e:
             raise BackendUnavailable(f"openai embeddings unavailable: {e.__class__.__name__}") from e
         rows = sorted(reply.data, key=lambda d: d.index)
@@ -134,13 +153,21 @@ class EmbeddingCore:
     def backend(self) -> str:
         return self._backend.name
 
+    @property
+    def shares_cores(self) -> bool:
+        return self._backend.shares_cores
+
+    @property
+    def batch_priced(self) -> bool:
+        return self._backend.batch_priced
+
     async def embed(self, texts: Sequence[str], batch: bool, timeout_s: float) -> tuple[Embedded, Cost]:
         check_inputs(texts)
         try:
             embedded = await self._backend.embed(texts, timeout_s)
         except TimeoutError as e:
             raise BackendUnavailable(f"{self._backend.name} embeddings did not answer in {timeout_s:.1f}s") from e
-        cost = embedding_cost(embedded.prompt_tokens, self.price_model, self._prices, batch)
+        cost = embedding_cost(embedded.prompt_tokens, self.price_model, self._prices, batch and self.batch_priced)
         self._metrics.cost.labels("embedding").inc(cost.cost_usd)
         self._metrics.baseline.labels("embedding").inc(cost.baseline_cost_usd)
         self._metrics.tokens.labels("embedding", "prompt").inc(embedded.prompt_tokens)

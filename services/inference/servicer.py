@@ -147,7 +147,8 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
             price_model=self._embeddings.price_model,
             input_per_m=price.input_per_m,
             cached_input_per_m=price.cached_input_per_m,
-            batch_discount=price.batch_discount,
+            # The discount the batch lane really gets: none where batch embeddings are full-price calls.
+            batch_discount=price.batch_discount if self._embeddings.batch_priced else 1.0,
         )
 
     async def Embed(
@@ -158,7 +159,7 @@ class InferenceServicer(inference_pb2_grpc.InferenceServicer):
         check_enum(request.lane, common_pb2.Lane.DESCRIPTOR, "lane")
         timeout = remaining_s(context, self._timeout_s)
         batch = lane_of(request) == "batch"
-        if batch and self._core.batch_must_wait():
+        if batch and self._embeddings.shares_cores and self._core.batch_must_wait():
             # Real time first: the local embedder runs on the cores the model servers answer on.
             raise RateLimited("real-time requests are using the models; batch embeddings wait", retry_after_s=1.0)
         embedded, cost = await self._embeddings.embed(list(request.input), batch, timeout)

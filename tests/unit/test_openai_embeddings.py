@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import json
 
+import httpx
 import numpy as np
 import pytest
+from openai import AsyncOpenAI
+from prometheus_client import CollectorRegistry
 
 from costmesh.v1 import batch_pb2, common_pb2, orchestrator_pb2
-from services.common.errors import InvalidInput
+from services.common.errors import InvalidInput, MissingConfig
 from services.common.openai_batch import batch_output_line
 from services.common.openai_embeddings import (
     EMBEDDING_MODEL,
@@ -18,7 +22,8 @@ from services.common.openai_embeddings import (
     embeddings_request,
 )
 from services.common.openai_wire import WireError
-from services.inference.embeddings import embedding_cost
+from services.inference.core import InferenceMetrics
+from services.inference.embeddings import EmbeddingCore, OpenAIEmbeddings, embedding_cost
 from services.inference.pricing import DEFAULT_PRICES
 
 
@@ -85,3 +90,43 @@ def test_an_embeddings_item_is_written_as_openais_batch_output_line() -> None:
     assert line["custom_id"] == "doc-7" and line["error"] is None and line["response"]["status_code"] == 200
     assert line["response"]["body"]["data"] == [{"object": "embedding", "index": 0, "embedding": [0.5, 0.25]}]
     assert line["response"]["body"]["usage"]["prompt_tokens"] == 4
+
+
+def openai_embeddings(status: int = 200) -> OpenAIEmbeddings:
+    """OpenAIEmbeddings on the real SDK, its HTTP answered in OpenAI's documented shape."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if status != 200:
+            return httpx.Response(
+                status, json={"error": {"message": "Incorrect API key", "type": "invalid_request_error"}}
+            )
+        texts = json.loads(request.content)["input"]
+        data = [{"object": "embedding", "index": i, "embedding": [0.1, 0.2]} for i in range(len(texts))]
+        usage = {"prompt_tokens": 10 * len(texts), "total_tokens": 10 * len(texts)}
+        return httpx.Response(
+            200, json={"object": "list", "data": data, "model": "text-embedding-3-small", "usage": usage}
+        )
+
+    client = AsyncOpenAI(
+        api_key="sk-test",
+        base_url="http://openai.test/v1",
+        max_retries=0,
+        http_client=httpx.AsyncClient(transport=httpx.MockTransport(answer)),
+    )
+    return OpenAIEmbeddings(client, "text-embedding-3-small")
+
+
+async def test_openai_embeddings_on_the_batch_lane_are_full_price_calls() -> None:
+    core = EmbeddingCore(
+        openai_embeddings(), "text-embedding-3-small", DEFAULT_PRICES, InferenceMetrics(CollectorRegistry())
+    )
+    assert not core.shares_cores and not core.batch_priced  # no waiting for real time, no Batch API discount
+    _, realtime = await core.embed(["a", "b"], batch=False, timeout_s=5)
+    _, batch = await core.embed(["a", "b"], batch=True, timeout_s=5)
+    assert batch.cost_usd == pytest.approx(realtime.cost_usd) == pytest.approx(20 * 0.02 / 1e6)
+    assert batch.by_intervention == {}
+
+
+async def test_a_wrong_openai_key_is_failed_precondition_not_retried() -> None:
+    with pytest.raises(MissingConfig, match="AuthenticationError"):
+        await openai_embeddings(status=401).embed(["a"], timeout_s=5)
