@@ -4,24 +4,26 @@ One Lua script refills and takes from a lane's request and token buckets at once
 (TIME), so replicas whose clocks differ still agree and two replicas can never both spend the last
 token. Both keys carry the same hash tag, so the script also runs on a Redis Cluster.
 
-If Redis cannot be reached, the replica falls back to its own in-process buckets (logged and counted)
-rather than refusing every request: a quota that is briefly per replica is safer than an outage of the
-real-time lane. It goes back to Redis on the next call that reaches it.
+If Redis cannot be reached or refuses the script (OOM, READONLY after a failover), the replica falls back
+to its own in-process buckets (logged once per outage, every such check counted) rather than refusing
+every request: a quota that is briefly per replica is safer than an outage of the real-time lane. Redis is
+asked again RETRY_S later, so a black-holed Redis does not add its timeout to every call.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import redis.asyncio as redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from services.inference.limits import LaneLimit, LocalBuckets
 
 log = logging.getLogger(__name__)
 PREFIX = "costmesh:limits:"
+RETRY_S = 1.0  # after a failure, the local buckets decide this long before Redis is asked again
 
 # KEYS: request bucket, token bucket. ARGV: requests/s, request capacity, tokens/s, token capacity, tokens.
 # Each bucket is a hash {level, at}; a missing one is full. Returns the wait in seconds as a string (a Lua
@@ -55,6 +57,7 @@ class RedisBuckets:
         self._take = client.register_script(_TAKE)
         self._fallback = LocalBuckets(burst_s=burst_s)
         self._on_fallback = on_fallback  # counts the checks the in-process buckets decided (a metric)
+        self._retry_at = 0.0  # monotonic time before which Redis is not asked again (0: it answered last)
 
     @classmethod
     def from_url(
@@ -70,12 +73,22 @@ class RedisBuckets:
         cap_r, cap_t = max(1.0, rate_r * self._burst_s), max(1.0, rate_t * self._burst_s)
         tag = f"{{{lane}:{tier}}}"
         keys = [f"{PREFIX}{tag}:requests", f"{PREFIX}{tag}:tokens"]
+        if time.monotonic() < self._retry_at:  # Redis failed just now: do not add its timeout to every call
+            self._on_fallback()
+            return self._fallback.take_now(lane, tier, limit, tokens)
         try:
             reply = await self._take(keys=keys, args=[rate_r, cap_r, rate_t, cap_t, tokens])
-        except (RedisConnectionError, RedisTimeoutError, OSError) as e:
+        except (RedisError, OSError) as e:
+            # Unreachable, or refusing (OOM, READONLY after a failover, BUSY): either way this replica's own
+            # buckets decide for RETRY_S, and the warning is logged once per outage, not once per call.
             self._on_fallback()
-            log.warning("lane limits: Redis unreachable (%s); this replica's own buckets decide", e)
+            if not self._retry_at:
+                log.warning("lane limits: Redis failed (%s); this replica's own buckets decide", e)
+            self._retry_at = time.monotonic() + RETRY_S
             return self._fallback.take_now(lane, tier, limit, tokens)
+        if self._retry_at:
+            log.info("lane limits: Redis answers again; the shared buckets decide")
+            self._retry_at = 0.0
         return float(reply)
 
     async def close(self) -> None:

@@ -101,3 +101,26 @@ async def test_unreachable_redis_falls_back_to_this_replicas_buckets() -> None:
         await limiter.acquire("batch", "small", 1)  # the local bucket still enforces the limit
     assert len(fallbacks) == 6
     await limiter.close()
+
+
+async def test_a_redis_that_refuses_the_script_falls_back_then_is_asked_again(
+    redis_url: str, isolated: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis answers and refuses (a ResponseError: here WRONGTYPE on a bucket key, as OOM or READONLY after a
+    # failover would be), which must not become INTERNAL on every limited call.
+    client = redis.Redis.from_url(redis_url)
+    bucket_key = f"{isolated}{{batch:small}}:requests"
+    await client.set(bucket_key, "not a hash")
+    fallbacks: list[int] = []
+    buckets = RedisBuckets.from_url(redis_url, 10.0, lambda: fallbacks.append(1))
+    limit = LaneLimit(600, 10**6)
+    assert await buckets.try_take("batch", "small", limit, 1) == 0  # this replica's own bucket took it
+    assert await buckets.try_take("batch", "small", limit, 1) == 0  # within RETRY_S: Redis is not asked
+    assert len(fallbacks) == 2
+    await client.delete(bucket_key)
+    monkeypatch.setattr(limits_redis, "RETRY_S", 0.0)
+    await asyncio.sleep(1.05)  # past the retry time set by the failure
+    assert await buckets.try_take("batch", "small", limit, 1) == 0 and len(fallbacks) == 2  # Redis decided
+    assert await client.exists(bucket_key) == 1  # the shared bucket again
+    await buckets.close()
+    await client.aclose()
