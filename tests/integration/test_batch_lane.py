@@ -177,7 +177,7 @@ def items(n: int) -> list[batch_pb2.BatchItem]:
     return [batch_pb2.BatchItem(openai_line=chat_line(f"q{i}", f"question {i}")) for i in range(n)]
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 20) -> None:
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout_s: float = 60) -> None:
     for _ in range(int(timeout_s / 0.05)):
         if await condition():
             return
@@ -385,3 +385,57 @@ async def test_higher_priorities_are_claimed_first(lane: Lane) -> None:
     for c in claimed:
         await queue.ack(c)
     assert await queue.depth() == 0
+
+
+async def test_a_claim_woken_by_items_of_every_priority_returns_no_more_than_asked(lane: Lane) -> None:
+    _, queue, _ = lane
+    await queue.publish([WorkItem("warm-up", 0)])
+    warm: list[Claimed] = []
+    while not warm:
+        warm = await queue.claim("c1", 10, block_ms=500)
+    await queue.ack(warm[0])
+    # A claim blocked on an empty queue, then one publish filling all three priorities at once (Redis: one
+    # MULTI, so the blocked read wakes to entries in three streams, and COUNT is per stream).
+    blocked = asyncio.create_task(queue.claim("c1", 1, block_ms=5000))
+    await asyncio.sleep(0.3)
+    await queue.publish([WorkItem("w", i, priority) for i, priority in enumerate(("low", "normal", "high"))])
+    got = await blocked
+    assert len(got) <= 1  # the consumer's concurrency is what it asked for
+    for _ in range(20):
+        if len(got) == 3:
+            break
+        more = await queue.claim("c1", 1, block_ms=500)
+        assert len(more) <= 1
+        got += more
+    assert sorted(c.item.index for c in got) == [0, 1, 2]  # none lost, none twice
+    for c in got:
+        await queue.ack(c)
+    assert await queue.depth() == 0
+
+
+async def test_redis_a_blocking_read_over_three_streams_keeps_the_extra_for_later(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race: entries land in all three streams after claim()'s non-blocking reads found none, so the
+    # blocking read returns at once with COUNT entries from each. The empty non-blocking reads are staged.
+    name = f"costmesh-test-batch-{uuid.uuid4().hex}"
+    client = redis.Redis.from_url(redis_url)
+    queue = RedisStreamQueue(client, stream=name)
+    try:
+        await queue.publish([WorkItem("w", i, p) for i, p in enumerate(("low", "normal", "high"))])
+
+        async def nothing_yet(*_: object) -> list[Claimed]:
+            return []
+
+        with monkeypatch.context() as staged:
+            staged.setattr(queue, "_read", nothing_yet)
+            got = await queue.claim("c1", 1, block_ms=1000)
+        assert len(got) == 1  # not three: the consumer runs what it asked for
+        rest = await queue.claim("c1", 5, block_ms=100)
+        assert sorted(c.item.index for c in got + rest) == [0, 1, 2]
+        for c in got + rest:
+            await queue.ack(c)
+        assert await queue.depth() == 0
+    finally:
+        await client.delete(*(f"{name}{suffix}" for suffix in ("", ":high", ":low")))
+        await client.aclose()

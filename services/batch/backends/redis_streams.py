@@ -42,6 +42,7 @@ class RedisStreamQueue:
     def __init__(self, client: redis.Redis, stream: str = STREAM, group: str = GROUP) -> None:
         self._redis = client
         self._streams: dict[Priority, str] = {p: stream if p == "normal" else f"{stream}:{p}" for p in PRIORITIES}
+        self._backlog: dict[str, list[Claimed]] = {}  # per consumer: read by a blocking claim beyond its count
         self._group = group
         self._group_ready = False
 
@@ -81,7 +82,7 @@ class RedisStreamQueue:
             await pipe.execute()
 
     async def claim(self, consumer: str, count: int, block_ms: int) -> list[Claimed]:
-        out: list[Claimed] = []
+        out = self._from_backlog(consumer, count)
         for priority in PRIORITIES:  # what is there now, higher priorities first
             if len(out) < count:
                 out += await self._read(consumer, priority, ">", count - len(out), None)
@@ -92,9 +93,20 @@ class RedisStreamQueue:
                 self._group, consumer, {s: ">" for s in self._streams.values()}, count=count, block=block_ms
             )
         )
-        return self._by_stream(reply)
+        # COUNT applies per stream, so this read can return up to three times count: the rest waits here
+        # for the next claim (the entries are already in this consumer's pending list, so a crash loses
+        # nothing: recover() reads them back).
+        woken = self._by_stream(reply)
+        self._backlog.setdefault(consumer, []).extend(woken[count:])
+        return woken[:count]
+
+    def _from_backlog(self, consumer: str, count: int) -> list[Claimed]:
+        waiting = self._backlog.get(consumer, [])
+        out, self._backlog[consumer] = waiting[:count], waiting[count:]
+        return out
 
     async def recover(self, consumer: str, count: int) -> list[Claimed]:
+        self._backlog.pop(consumer, None)  # they are pending entries too: read back below
         out: list[Claimed] = []
         for priority in PRIORITIES:  # "0": this consumer's pending entries
             out += await self._read(consumer, priority, "0", count, None)
