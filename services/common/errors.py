@@ -1,7 +1,8 @@
 """Domain errors and the one table that maps them to gRPC status codes.
 
 Core code raises these; the error interceptor (interceptors.py) turns them into statuses, so servicers
-never call ``set_code`` by hand. Anything else becomes INTERNAL with a generic message.
+never call ``set_code`` by hand. A store that cannot be reached (Redis, a socket) is UNAVAILABLE; anything
+else becomes INTERNAL with a generic message.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 # Trailing metadata a refused call carries (the interceptor sends them, the mesh's clients read them).
 RETRY_AFTER = "retry-after"  # seconds until a rate limit has room again
@@ -68,6 +71,9 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return exc.code, str(exc) or exc.__class__.__name__
     if isinstance(exc, TimeoutError):
         return grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded"
+    if isinstance(exc, ConnectionError | RedisConnectionError | RedisTimeoutError):
+        # A store the service needs (Redis, most often) is not reachable: worth a retry, not a bug here.
+        return grpc.StatusCode.UNAVAILABLE, f"a store this service needs is unreachable: {exc.__class__.__name__}"
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE
 
 

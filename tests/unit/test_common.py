@@ -1,5 +1,6 @@
 import grpc
 import pytest
+import redis
 
 from services.cache.settings import CacheSettings
 from services.common.errors import BackendUnavailable, InvalidInput, status_for
@@ -14,6 +15,10 @@ def test_error_table() -> None:
     code, message = status_for(KeyError("secret detail"))
     assert code == grpc.StatusCode.INTERNAL
     assert "secret" not in message
+    # An unreachable store is worth a retry: UNAVAILABLE, without its address in the message.
+    for unreachable in (redis.exceptions.ConnectionError("10.0.0.7:6379"), ConnectionRefusedError("10.0.0.7")):
+        code, message = status_for(unreachable)
+        assert code == grpc.StatusCode.UNAVAILABLE and "10.0.0.7" not in message
 
 
 def test_settings_reject_unknown_variables(monkeypatch: pytest.MonkeyPatch) -> None:

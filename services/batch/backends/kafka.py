@@ -31,6 +31,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from services.batch.backends.base import PRIORITIES, Claimed, Priority, WorkItem
 from services.batch.backends.offsets import OffsetBook
+from services.common.errors import BackendUnavailable
 
 TOPIC_PREFIX = "costmesh.batch"
 GROUP = "batch-consumers"
@@ -126,35 +127,48 @@ class KafkaQueue:
         self._start_lock = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaProducer:
-        """Connects and creates the topics on first use (no client at construction: settings only)."""
+        """Connects and creates the topics on first use (no client at construction: settings only). A start
+        that fails closes what it opened, so the next call (the consumer loop retries every second) does
+        not leave another set of clients behind; the broker not being there is UNAVAILABLE."""
         async with self._start_lock:
-            if self._producer is None:
+            if self._producer is not None:
+                return self._producer
+            opened: list[AIOKafkaAdminClient | AIOKafkaConsumer | AIOKafkaProducer] = []
+            try:
                 admin = AIOKafkaAdminClient(bootstrap_servers=self._options.bootstrap)
+                opened.append(admin)
                 await admin.start()
-                self._admin = admin
-                await self._create_topics(admin)
+                partitions = await self._create_topics(admin)
                 probe = AIOKafkaConsumer(bootstrap_servers=self._options.bootstrap, enable_auto_commit=False)
+                opened.append(probe)
                 await probe.start()
-                self._probe = probe
                 producer = AIOKafkaProducer(bootstrap_servers=self._options.bootstrap, acks="all", linger_ms=5)
+                opened.append(producer)
                 await producer.start()
-                self._producer = producer
-            return self._producer
+            except (KafkaError, OSError) as e:
+                await _close_all(opened)
+                raise BackendUnavailable(f"Kafka at {self._options.bootstrap}: {e.__class__.__name__}: {e}") from e
+            except BaseException:
+                await _close_all(opened)
+                raise
+            self._admin, self._probe, self._producer, self._partitions = admin, probe, producer, partitions
+            return producer
 
-    async def _create_topics(self, admin: AIOKafkaAdminClient) -> None:
+    async def _create_topics(self, admin: AIOKafkaAdminClient) -> dict[str, int]:
+        """Topic -> partitions, once every partition of the three topics has a leader."""
         wanted = [NewTopic(t, self._options.partitions, 1) for t in self._topics.values()]
         reply = await admin.create_topics(wanted)
         for topic, code, *_ in reply.topic_errors:
             if code not in (0, TOPIC_EXISTS):
                 raise KafkaError(f"creating topic {topic}: error code {code}")
         # A partition just created has no leader for a moment; sends before then are refused and retried.
-        for _ in range(50):
+        # A fresh broker may describe a topic it just created with no partitions yet: not ready either.
+        for _ in range(100):
             described = await admin.describe_topics(list(self._topics.values()))
-            # A fresh broker may describe a topic it just created with no partitions yet: not ready either.
             if all(t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"]) for t in described):
-                break
+                return {t["topic"]: len(t["partitions"]) for t in described}
             await asyncio.sleep(0.1)
-        self._partitions = {t["topic"]: len(t["partitions"]) for t in described}
+        raise KafkaError("the batch topics have no partition leaders yet")
 
     async def _member(self, name: str) -> _Member:
         await self._started()
@@ -257,7 +271,13 @@ class KafkaQueue:
         for member in self._members.values():
             await member.consumer.stop()  # leaves the group: its partitions move at once
         self._members.clear()
-        for client in (self._producer, self._probe, self._admin):
-            if client is not None:
-                await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        await _close_all([c for c in (self._producer, self._probe, self._admin) if c is not None])
         self._producer = self._probe = self._admin = None
+
+
+async def _close_all(clients: list[AIOKafkaAdminClient | AIOKafkaConsumer | AIOKafkaProducer]) -> None:
+    for client in reversed(clients):
+        try:
+            await (client.close() if isinstance(client, AIOKafkaAdminClient) else client.stop())
+        except Exception as e:  # closing what failed to start: nothing more to do
+            log.debug("closing %s: %s", client.__class__.__name__, e)
