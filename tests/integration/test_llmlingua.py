@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import httpx
@@ -49,6 +50,30 @@ async def test_server_is_deterministic_and_keeps_one_output_per_text(infra: Stac
     assert len(first) == len(PASSAGES)
     assert sum(map(len, first)) < 0.8 * sum(map(len, PASSAGES))
     assert "five business" in first[0]  # question-aware: the fact the passage is retrieved for stays
+
+
+NUMBERED = [
+    "The 25 de Abril bridge opened in 1966 and crosses the Tagus between Lisbon and Almada. The toll for a car "
+    "is 2.15 euros and is paid only when entering Lisbon, heading north, between 06:00 and 22:30 on weekdays.",
+    "A single metro ride costs 1.85 euros on a card that itself costs 0.50 euros; 24-hour passes cost 7.00 "
+    "euros, and fares rose by 3% on 1/1/2025 for journeys where the distance is < 12 km.",
+]
+
+
+async def test_no_number_is_lost_or_changed_and_a_text_with_angle_brackets_survives(infra: StackSettings) -> None:
+    # LLMLingua drops the digits a small model finds predictable ("1966" became "16", "2.15" "215"): a text
+    # whose compression lost a number goes on whole; one without numbers is still compressed.
+    texts = [*NUMBERED, PASSAGES[0], "Compare a < b and keep the order."]
+    backend = LLMLinguaCompressor(lingua_url(infra), 300)
+    try:
+        out = await backend.compress(texts, 3.0, "How much is the toll for a car?")
+    finally:
+        await backend.close()
+    number = r"\d+(?:[.,:/-]\d+)*%?"
+    for before, after in zip(texts, out, strict=True):
+        assert re.findall(number, after) == re.findall(number, before), after
+    assert len(out[2]) < 0.8 * len(texts[2])  # no numbers: compressed as before
+    assert out[3] == texts[3]
 
 
 @pytest.mark.parametrize(
