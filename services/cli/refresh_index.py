@@ -159,7 +159,7 @@ def refresh(
                 pending.append((by_id[result.custom_id], list(result.embeddings.data[0].values)))
             else:
                 out.failed += 1
-                bar.write(f"{result.custom_id}: {result.error.code}: {result.error.message}")
+                bar.write(f"{result.custom_id}: {result.error.code}: {result.error.message}", file=sys.stderr)
             if len(pending) >= UPSERT_EVERY:
                 upsert(store, class_name, pending)
                 out.upserted += len(pending)

@@ -5,6 +5,7 @@ embeddings and answer go through the gateway and whose retrieved nodes go throug
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from pathlib import Path
@@ -128,6 +129,12 @@ def test_a_llamaindex_query_gets_compressed_nodes_that_keep_their_sources(
     assert nodes and all(n.node.node_id in before and n.score == before[n.node.node_id].score for n in nodes)
     assert all(n.node.metadata == before[n.node.node_id].node.metadata for n in nodes)
     tokens_after = sum(count_text(n.node.get_content()) for n in nodes)
-    assert tokens_after < sum(count_text(n.node.get_content()) for n in retrieved)
-    # Compressed with the question in view: the passage's answer survives.
+    # Never longer; shorter where LLMLingua kept every number of a node. A node whose compression lost or
+    # changed a number goes on whole (deploy/llmlingua/server.py): every passage here has prices or years,
+    # so with this model most come back unchanged rather than with a wrong figure.
+    assert tokens_after <= sum(count_text(n.node.get_content()) for n in retrieved)
+    number = r"\d+(?:[.,:/-]\d+)*%?"
+    for n in nodes:
+        assert re.findall(number, n.node.get_content()) == re.findall(number, before[n.node.node_id].node.get_content())
+    # The passage's answer survives, figure and all.
     assert "2.15" in " ".join(n.node.get_content() for n in nodes)
