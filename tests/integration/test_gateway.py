@@ -395,7 +395,7 @@ async def test_bad_file_and_batch_requests_say_why(front: Front) -> None:
         no_file = await client.post(
             "/v1/batches", json={"input_file_id": "file-nope", "endpoint": "/v1/chat/completions"}
         )
-        bad_endpoint = await client.post("/v1/batches", json={"input_file_id": "file-x", "endpoint": "/v1/embeddings"})
+        bad_endpoint = await client.post("/v1/batches", json={"input_file_id": "file-x", "endpoint": "/v1/completions"})
         unknown_batch = await client.get("/v1/batches/batch_" + "0" * 32)
         unknown_output = await client.get("/v1/files/file-out-batch_" + "0" * 32 + "/content")
         malformed_batch = await client.get("/v1/batches/queue")  # never reaches a Redis key
