@@ -264,7 +264,7 @@ def gateway(s: StackSettings) -> Component:
     url = f"http://127.0.0.1:{s.gateway_port}"
     env = {
         "COSTMESH_GATEWAY_PORT": str(s.gateway_port),
-        "COSTMESH_GATEWAY_METRICS_PORT": str(s.metrics_base_port + 7),  # after the batch consumer's
+        "COSTMESH_GATEWAY_METRICS_PORT": str(s.service_metrics_port("gateway")),
         "COSTMESH_GATEWAY_OTLP_ENDPOINT": s.traces_endpoint(),
         "COSTMESH_GATEWAY_ORCHESTRATOR_ADDR": f"127.0.0.1:{s.orchestrator_port}",
         "COSTMESH_GATEWAY_BATCH_ADDR": f"127.0.0.1:{s.batch_port}",
@@ -290,7 +290,7 @@ def service(s: StackSettings, name: str) -> Component:
     env = {
         MESH_TOKEN_ENV: s.mesh_token(),  # every service both checks it and sends it to the others
         f"{prefix}PORT": str(port),
-        f"{prefix}METRICS_PORT": str(s.metrics_base_port + port - s.orchestrator_port),
+        f"{prefix}METRICS_PORT": str(s.service_metrics_port(name)),
         f"{prefix}OTLP_ENDPOINT": s.traces_endpoint(),
     }
     if name == "inference" and not s.openai_api_key:

@@ -22,17 +22,8 @@ from launcher.settings import ROOT, StackSettings
 
 JAEGER_CONFIG = ROOT / "deploy" / "jaeger" / "config.yaml"
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
-# The services in metrics-port order: each serves /metrics on metrics_base_port + its offset.
-METRICS_OFFSETS = {
-    "orchestrator": 0,
-    "router": 1,
-    "cache": 2,
-    "compressor": 3,
-    "summarizer": 4,
-    "inference": 5,
-    "batch": 6,
-    "gateway": 7,
-}
+# The services Prometheus scrapes, in metrics-port order (StackSettings.service_metrics_port).
+SCRAPED = ("orchestrator", "router", "cache", "compressor", "summarizer", "inference", "batch", "gateway")
 
 
 def find_jaeger(s: StackSettings) -> str:
@@ -65,10 +56,7 @@ def jaeger(s: StackSettings) -> Component:
 
 
 def scrape_targets(s: StackSettings) -> list[dict[str, Any]]:
-    return [
-        {"targets": [f"127.0.0.1:{s.metrics_base_port + offset}"], "labels": {"service": name}}
-        for name, offset in METRICS_OFFSETS.items()
-    ]
+    return [{"targets": [f"127.0.0.1:{s.service_metrics_port(name)}"], "labels": {"service": name}} for name in SCRAPED]
 
 
 def prometheus_config(s: StackSettings) -> dict[str, Any]:

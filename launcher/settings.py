@@ -105,6 +105,14 @@ class StackSettings(ServiceSettings):
         jaeger = [f"http://127.0.0.1:{self.jaeger_otlp_port}"] if self.jaeger else []
         return ",".join(jaeger + [e.strip() for e in self.otlp_endpoint.split(",") if e.strip()])
 
+    def service_metrics_port(self, service: str) -> int:
+        """Where a service serves /metrics: base + (its gRPC port - the orchestrator's); the gateway, which
+        has no gRPC port, after the batch service's."""
+        if service == "gateway":
+            return self.metrics_base_port + self.batch_port - self.orchestrator_port + 1
+        port: int = getattr(self, f"{service}_port")
+        return self.metrics_base_port + port - self.orchestrator_port
+
     def jaeger_trace_url(self, trace_id: str) -> str:
         return f"http://127.0.0.1:{self.jaeger_ui_port}/trace/{trace_id}"
 

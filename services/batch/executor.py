@@ -3,13 +3,16 @@ cache, pruning, compression and routing stages as real-time traffic but draws on
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
 
 import grpc
 
 from costmesh.v1 import common_pb2, orchestrator_pb2, orchestrator_pb2_grpc
 from services.common.errors import LIMIT, RETRY_AFTER, SPENT_USD, trailer, trailer_number
 from services.common.interceptors import client_channel
+
+T = TypeVar("T")
 
 # Worth retrying later: the lane's rate limit, a backend down, a deadline. Anything else is the item's error.
 RETRYABLE = frozenset(
@@ -66,22 +69,26 @@ class MeshExecutor:
     async def complete(self, request: orchestrator_pb2.CompletionRequest) -> orchestrator_pb2.CompletionResponse:
         on_lane = orchestrator_pb2.CompletionRequest()
         on_lane.CopyFrom(request)
-        on_lane.lane = common_pb2.LANE_BATCH
-        try:
-            response: orchestrator_pb2.CompletionResponse = await self._stub.Complete(on_lane, timeout=self._timeout_s)
-        except grpc.aio.AioRpcError as e:
-            raise item_failed(e) from e
+        response: orchestrator_pb2.CompletionResponse = await self._on_batch_lane(self._stub.Complete, on_lane)
         return response
 
     async def embed(self, request: orchestrator_pb2.EmbeddingsRequest) -> orchestrator_pb2.EmbeddingsResponse:
         on_lane = orchestrator_pb2.EmbeddingsRequest()
         on_lane.CopyFrom(request)
-        on_lane.lane = common_pb2.LANE_BATCH
+        response: orchestrator_pb2.EmbeddingsResponse = await self._on_batch_lane(self._stub.Embed, on_lane)
+        return response
+
+    async def _on_batch_lane(
+        self,
+        call: Callable[..., Awaitable[T]],
+        request: orchestrator_pb2.CompletionRequest | orchestrator_pb2.EmbeddingsRequest,
+    ) -> T:
+        """The call with the request (a copy) on the batch lane; a failure as ItemFailed."""
+        request.lane = common_pb2.LANE_BATCH
         try:
-            response: orchestrator_pb2.EmbeddingsResponse = await self._stub.Embed(on_lane, timeout=self._timeout_s)
+            return await call(request, timeout=self._timeout_s)
         except grpc.aio.AioRpcError as e:
             raise item_failed(e) from e
-        return response
 
     async def close(self) -> None:
         await self._channel.close(None)

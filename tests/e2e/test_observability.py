@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from launcher.observability import METRICS_OFFSETS
+from launcher.observability import SCRAPED
 from launcher.settings import ROOT
 from tests.e2e.conftest import RunningStack
 from tests.helpers import api_key, costmesh
@@ -101,10 +101,10 @@ def test_prometheus_scrapes_every_service_and_evaluates_the_rules(running_stack:
 
     def every_target_up() -> list[dict[str, Any]] | None:
         up = instant(running_stack, 'up{job="costmesh"} == 1')
-        return up if len(up) == len(METRICS_OFFSETS) else None
+        return up if len(up) == len(SCRAPED) else None
 
     up = poll(every_target_up, what="every service's /metrics up")
-    assert {r["metric"]["service"] for r in up} == set(METRICS_OFFSETS)
+    assert {r["metric"]["service"] for r in up} == set(SCRAPED)
     requests = poll(lambda: instant(running_stack, "sum(costmesh_requests_total)") or None, what="requests")
     assert float(requests[0]["value"][1]) >= 1
     # The recording rule has a value as soon as two scrapes have seen cheap routes: 0 with no escalation.
@@ -129,8 +129,8 @@ def exported_names(stack: RunningStack) -> set[str]:
     """Every metric the services export, read from their /metrics: a labelled metric that has not been
     used yet shows only in its HELP line, so these are the names, not the series."""
     names: set[str] = set()
-    for offset in METRICS_OFFSETS.values():
-        text = httpx.get(f"http://127.0.0.1:{stack.settings.metrics_base_port + offset}/metrics", timeout=5).text
+    for name in SCRAPED:
+        text = httpx.get(f"http://127.0.0.1:{stack.settings.service_metrics_port(name)}/metrics", timeout=5).text
         names |= set(re.findall(r"^# HELP (\S+)", text, flags=re.MULTILINE))
     return names
 
